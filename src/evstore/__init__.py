@@ -1,0 +1,67 @@
+"""evstore - an event store for Python.
+
+Append events to streams with optimistic concurrency, read streams and the global log,
+keep snapshots, and subscribe to the log - embedded on SQLite, or on PostgreSQL, MongoDB
+and NATS JetStream, behind one API (sync and asyncio)::
+
+    import evstore
+
+    with evstore.connect("sqlite:///app.db") as store:
+        store.append("user-1", [evstore.NewEvent("UserRegistered", {"email": "a@b.c"})],
+                     expected_version=evstore.NO_STREAM)
+        for event in store.get_events("user-1"):
+            print(event.version, event.type, event.data)
+"""
+
+from evstore._async.store import AsyncEventStore
+from evstore._async.subscription import AsyncSubscription
+from evstore._connect import connect, connect_async
+from evstore._spi import StreamSummary
+from evstore._sync.store import EventStore
+from evstore._sync.subscription import Subscription
+from evstore._types import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    AppendResult,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+)
+from evstore.errors import (
+    BackendUnavailable,
+    ConcurrencyError,
+    DuplicateEventId,
+    EvstoreError,
+    InvalidInput,
+    SerializationError,
+    StreamDeleted,
+    StreamNotFound,
+    UnknownEventType,
+)
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "AsyncEventStore",
+    "AsyncSubscription",
+    "BackendUnavailable",
+    "ConcurrencyError",
+    "DuplicateEventId",
+    "EventStore",
+    "EvstoreError",
+    "InvalidInput",
+    "NewEvent",
+    "RecordedEvent",
+    "SerializationError",
+    "Snapshot",
+    "StreamDeleted",
+    "StreamNotFound",
+    "StreamSummary",
+    "Subscription",
+    "UnknownEventType",
+    "connect",
+    "connect_async",
+]

@@ -1,0 +1,109 @@
+"""The backend interface: storage only, one small protocol.
+
+Everything else (validation, serialization, subscriptions, the domain layer) is written
+once above it. A backend must pass the contract suite in :mod:`evstore.testing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from evstore._spi import (
+    EventRecord,
+    LogFilter,
+    LogPage,
+    PendingEvent,
+    Placement,
+    SnapshotRecord,
+    StreamSummary,
+)
+from evstore._types import AppendResult, ExpectedVersion
+
+
+class AsyncBackend(Protocol):
+    """Storage for streams, the global log, snapshots and checkpoints."""
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> AppendResult:
+        """Atomically add ``events`` at the end of the stream.
+
+        In one transaction: raise ``StreamDeleted`` for a tombstoned stream; if any event id
+        is already stored, return :func:`~evstore._spi.replayed_result` (idempotent repeat)
+        or raise ``DuplicateEventId``; apply :func:`~evstore._spi.check_expected`; then store
+        versions ``last + 1 ...`` with positions that no reader has passed yet.
+        """
+        ...
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        limit: int | None,
+        backwards: bool,
+    ) -> list[EventRecord]:
+        """Visible events with ``from_version <= version <= to_version``.
+
+        Ascending, or descending when ``backwards``; ``limit`` counts from the start of that
+        order. Raise ``StreamDeleted`` for a tombstoned stream; a missing stream reads empty.
+        """
+        ...
+
+    async def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
+        """Up to ``limit`` events of the global log with position > ``after``, in order."""
+        ...
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The last version stored, or 0 if the stream has no visible events."""
+        ...
+
+    async def head_position(self) -> int:
+        """The highest position readers can see (0 for an empty log)."""
+        ...
+
+    async def get_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        """The stored snapshot of a stream, if any."""
+        ...
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        """Store a snapshot unless one with a higher version is already stored."""
+        ...
+
+    async def delete_stream(self, stream_id: str, hard: bool, expected: ExpectedVersion) -> None:
+        """Soft delete (hide the events, keep numbering) or tombstone a stream.
+
+        Apply ``check_expected`` first; raise ``StreamNotFound`` for a soft delete of a
+        stream with no visible events. Drop the stream's snapshot either way; a hard delete
+        also removes its events.
+        """
+        ...
+
+    async def get_checkpoint(self, name: str) -> int | None:
+        """The stored position of a named subscription."""
+        ...
+
+    async def set_checkpoint(self, name: str, position: int) -> None:
+        """Store the position of a named subscription."""
+        ...
+
+    async def wait_for_events(self, after: int, timeout: float) -> None:
+        """Return once the head may be past ``after``, or after ``timeout`` seconds."""
+        ...
+
+    async def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
+        """Streams in id order, starting after the id ``after``."""
+        ...
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for operators: events, streams, snapshots, checkpoints, head position."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the backend is not used afterwards."""
+        ...

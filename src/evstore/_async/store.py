@@ -1,0 +1,374 @@
+"""The asyncio event store facade; ``evstore._sync.store`` is generated from this file.
+
+The facade validates every argument before a backend sees it, encodes and decodes
+payloads, pages long reads, and runs subscriptions. Backends only store rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import Any, Literal
+
+from evstore import _codec
+from evstore._codec import record_to_event
+from evstore import _validation as check
+from evstore._async.backend import AsyncBackend
+from evstore._async.subscription import AsyncSubscription
+from evstore._spi import (
+    LogFilter,
+    PendingEvent,
+    Placement,
+    SnapshotRecord,
+    StreamSummary,
+    stable_hash,
+)
+from evstore._types import (
+    ANY,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    _ExpectedVersionMode,
+)
+from evstore.errors import InvalidInput
+
+DEFAULT_PAGE_SIZE = 1000
+
+
+def _expected(value: object) -> ExpectedVersion:
+    if isinstance(value, _ExpectedVersionMode):
+        return value
+    return check.non_negative_int(value, "expected_version")
+
+
+def _pending(events: object) -> list[PendingEvent]:
+    if isinstance(events, NewEvent):
+        raise InvalidInput("events must be a list of NewEvent; wrap the single event in [...]")
+    if not isinstance(events, list | tuple):
+        raise InvalidInput(f"events must be a list of NewEvent, got {type(events).__name__}")
+    if not events:
+        raise InvalidInput("events must not be empty; append at least one NewEvent")
+    out = []
+    seen = set()
+    for i, event in enumerate(events):
+        if not isinstance(event, NewEvent):
+            raise InvalidInput(f"events[{i}] must be a NewEvent, got {type(event).__name__}")
+        event_id = str(event.event_id)
+        if event_id in seen:
+            raise InvalidInput(f"events[{i}] repeats event_id {event_id} within the batch")
+        seen.add(event_id)
+        out.append(
+            PendingEvent(
+                event_id,
+                event.type,
+                _codec.encode(event.data, f"events[{i}].data"),
+                _codec.encode(event.metadata, f"events[{i}].metadata")
+                if event.metadata
+                else _codec.EMPTY,
+                event.schema_version,
+                event.occurred_at,
+            )
+        )
+    return out
+
+
+class AsyncEventStore:
+    """An event store over one backend: streams, the global log, snapshots, subscriptions.
+
+    Open one with :func:`evstore.connect_async`; close it with ``await store.close()`` or
+    ``async with``.
+    """
+
+    def __init__(
+        self,
+        backend: AsyncBackend,
+        *,
+        category_separator: str = "-",
+        page_size: int = DEFAULT_PAGE_SIZE,
+        poll_interval: float = 0.05,
+    ) -> None:
+        if not isinstance(category_separator, str) or not category_separator:
+            raise InvalidInput("category_separator must be a non-empty str")
+        self._backend = backend
+        self._separator = category_separator
+        self._page_size = check.positive_int(page_size, "page_size")
+        if not isinstance(poll_interval, int | float) or poll_interval <= 0:
+            raise InvalidInput(f"poll_interval must be a positive number, got {poll_interval!r}")
+        self._poll_interval = float(poll_interval)
+        self._closed = False
+
+    @property
+    def backend(self) -> AsyncBackend:
+        """The storage backend (for backend-specific tools and tests)."""
+        return self._backend
+
+    def category_of(self, stream_id: str) -> str:
+        """The stream's category: its id up to the first separator (``user-1`` -> ``user``)."""
+        return stream_id.split(self._separator, 1)[0]
+
+    def _placement(self, stream_id: str) -> Placement:
+        return Placement(self.category_of(stream_id), stream_id, stable_hash(stream_id))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """Atomically append ``events`` to the end of a stream.
+
+        ``expected_version`` is an int (0: the stream must not exist), ``ANY``,
+        ``NO_STREAM`` or ``STREAM_EXISTS``; a mismatch raises ``ConcurrencyError`` and
+        writes nothing. Appending the same event ids again at the same place returns the
+        original result; reusing an id elsewhere raises ``DuplicateEventId``.
+        """
+        check.stream_id(stream_id)
+        expected = _expected(expected_version)
+        pending = _pending(events)
+        return await self._backend.append(
+            stream_id, pending, expected, self._placement(stream_id)
+        )
+
+    async def delete_stream(
+        self, stream_id: str, *, hard: bool = False, expected_version: ExpectedVersion = ANY
+    ) -> None:
+        """Delete a stream.
+
+        Soft (default): the stream reads as empty and can be written again; its versions
+        continue where they stopped, and its events stay in the global log. Hard: a
+        tombstone; the events are removed and any later read or append raises
+        ``StreamDeleted``.
+        """
+        check.stream_id(stream_id)
+        if not isinstance(hard, bool):
+            raise InvalidInput(f"hard must be a bool, got {hard!r}")
+        await self._backend.delete_stream(stream_id, hard, _expected(expected_version))
+
+    # -- reading a stream ------------------------------------------------------------------
+
+    async def get_events(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        *,
+        to_version: int | None = None,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[RecordedEvent]:
+        """Events of one stream with ``from_version <= version <= to_version``.
+
+        In version order, or newest first when ``backwards`` (so ``limit=1, backwards=True``
+        is the last event). A stream that does not exist reads as ``[]``.
+        """
+        return [
+            event
+            async for event in self.iter_events(
+                stream_id, from_version, to_version=to_version, limit=limit, backwards=backwards
+            )
+        ]
+
+    async def iter_events(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        *,
+        to_version: int | None = None,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Like :meth:`get_events`, read in pages: memory stays bounded for any stream size."""
+        check.stream_id(stream_id)
+        low = check.non_negative_int(from_version, "from_version")
+        high = None if to_version is None else check.non_negative_int(to_version, "to_version")
+        remaining = check.optional_positive_int(limit, "limit")
+        if not isinstance(backwards, bool):
+            raise InvalidInput(f"backwards must be a bool, got {backwards!r}")
+        while remaining is None or remaining > 0:
+            page = self._page_size if remaining is None else min(remaining, self._page_size)
+            records = await self._backend.read_stream(stream_id, low, high, page, backwards)
+            for record in records:
+                yield record_to_event(record)
+            if len(records) < page:
+                return
+            if remaining is not None:
+                remaining -= len(records)
+            if backwards:
+                high = records[-1].version - 1
+            else:
+                low = records[-1].version + 1
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version: its last event's version, 0 if it has none."""
+        return await self._backend.stream_version(check.stream_id(stream_id))
+
+    # -- reading the global log ------------------------------------------------------------
+
+    def _filter(self, types: object, category: object, partition: object) -> LogFilter:
+        if category is not None:
+            check.stream_id(category)
+        return LogFilter(
+            types=check.types_filter(types),
+            category=category,  # type: ignore[arg-type]
+            partition=check.partition(partition),
+        )
+
+    async def read_all(
+        self,
+        from_position: int = 0,
+        *,
+        limit: int | None = None,
+        types: Sequence[str] | str | None = None,
+        category: str | None = None,
+        partition: tuple[int, int] | None = None,
+    ) -> list[RecordedEvent]:
+        """Events of the global log with position > ``from_position``, in position order.
+
+        ``types`` keeps only those event types, ``category`` only streams of that category,
+        ``partition=(i, n)`` only streams whose stable hash falls in slot i of n.
+        """
+        return [
+            event
+            async for event in self.iter_all(
+                from_position, limit=limit, types=types, category=category, partition=partition
+            )
+        ]
+
+    async def iter_all(
+        self,
+        from_position: int = 0,
+        *,
+        limit: int | None = None,
+        types: Sequence[str] | str | None = None,
+        category: str | None = None,
+        partition: tuple[int, int] | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Like :meth:`read_all`, read in pages with bounded memory."""
+        after = check.non_negative_int(from_position, "from_position")
+        remaining = check.optional_positive_int(limit, "limit")
+        where = self._filter(types, category, partition)
+        while remaining is None or remaining > 0:
+            size = self._page_size if remaining is None else min(remaining, self._page_size)
+            page = await self._backend.read_all(after, size, where)
+            for record in page.events:
+                yield record_to_event(record)
+            if remaining is not None:
+                remaining -= len(page.events)
+            if len(page.events) < size or page.scanned_to <= after:
+                return
+            after = page.scanned_to
+
+    async def head_position(self) -> int:
+        """The position of the newest event in the global log (0 when empty)."""
+        return await self._backend.head_position()
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    async def get_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The latest snapshot saved for a stream, or None."""
+        record = await self._backend.get_snapshot(check.stream_id(stream_id))
+        if record is None:
+            return None
+        return Snapshot(
+            record.stream_id,
+            record.version,
+            _codec.decode(record.data),
+            record.schema_version,
+            record.taken_at,
+        )
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Save a snapshot; one older than the stored snapshot is ignored.
+
+        The snapshot's version must not be above the stream's current version.
+        """
+        if not isinstance(snapshot, Snapshot):
+            raise InvalidInput(f"snapshot must be a Snapshot, got {type(snapshot).__name__}")
+        current = await self._backend.stream_version(snapshot.stream_id)
+        if snapshot.version > current:
+            raise InvalidInput(
+                f"snapshot of {snapshot.stream_id!r} at version {snapshot.version} is ahead "
+                f"of the stream (version {current}); snapshot only stored events"
+            )
+        await self._backend.save_snapshot(
+            SnapshotRecord(
+                snapshot.stream_id,
+                snapshot.version,
+                _codec.encode(snapshot.data, "snapshot.data"),
+                snapshot.schema_version,
+                snapshot.taken_at,
+            )
+        )
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        handler: Callable[[RecordedEvent], Any],
+        *,
+        from_position: int | Literal["end"] = 0,
+        name: str | None = None,
+        types: Sequence[str] | str | None = None,
+        category: str | None = None,
+        partition: tuple[int, int] | None = None,
+        batch_size: int = 100,
+    ) -> AsyncSubscription:
+        """Deliver the global log to ``handler``: first what is stored, then live.
+
+        Events come in position order with no gap and no duplicate at the hand-over. With
+        ``name`` the position is stored after each handled batch, and a later subscription
+        with the same name resumes after it (the stored checkpoint wins over
+        ``from_position``). If the handler raises, the subscription stops at that event,
+        keeps the error in ``.error`` and raises it from ``wait()`` and ``stop()``.
+        """
+        if not callable(handler):
+            raise InvalidInput("handler must be callable")
+        if from_position != "end":
+            check.non_negative_int(from_position, "from_position")
+        if name is not None:
+            check.stream_id(name)
+        subscription = AsyncSubscription(
+            self,
+            handler,
+            from_position=from_position,
+            name=name,
+            where=self._filter(types, category, partition),
+            batch_size=check.positive_int(batch_size, "batch_size"),
+            poll_interval=self._poll_interval,
+        )
+        await subscription.start()
+        return subscription
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def list_streams(
+        self, *, after: str | None = None, limit: int = 100
+    ) -> list[StreamSummary]:
+        """Streams in id order (with version and state), starting after the id ``after``."""
+        if after is not None:
+            check.stream_id(after)
+        return await self._backend.list_streams(after, check.positive_int(limit, "limit"))
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for operators: events, streams, snapshots, checkpoints, head position."""
+        return await self._backend.stats()
+
+    async def close(self) -> None:
+        """Close the backend's connections. Closing twice is harmless."""
+        if not self._closed:
+            self._closed = True
+            await self._backend.close()
+
+    async def __aenter__(self) -> AsyncEventStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

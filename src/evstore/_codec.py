@@ -1,0 +1,142 @@
+"""JSON encoding of event data with orjson, keeping Python values that JSON lacks.
+
+``datetime``, ``date``, ``time``, ``UUID``, ``Decimal``, ``bytes`` and tuples are written as
+single-key tagged objects (``{"__evstore__:uuid": "..."}``) and turned back into the same
+Python values on read. Reading skips the tag walk entirely when the raw bytes contain no tag,
+which is the common case and keeps decoding at orjson speed.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from evstore._spi import EventRecord
+from evstore._types import RecordedEvent
+from evstore.errors import SerializationError
+
+_PREFIX = "__evstore__:"
+_MARKER = b'"__evstore__:'
+
+_NATIVE = (str, int, float, bool, type(None))
+_INF = float("inf")
+
+
+def _tag(value: Any) -> Any:
+    # datetime before date: datetime is a subclass of date.
+    if isinstance(value, datetime):
+        return {_PREFIX + "datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {_PREFIX + "date": value.isoformat()}
+    if isinstance(value, time):
+        return {_PREFIX + "time": value.isoformat()}
+    if isinstance(value, uuid.UUID):
+        return {_PREFIX + "uuid": str(value)}
+    if isinstance(value, Decimal):
+        return {_PREFIX + "decimal": str(value)}
+    if isinstance(value, bytes):
+        return {_PREFIX + "bytes": base64.b64encode(value).decode("ascii")}
+    return _MISSING
+
+
+_MISSING = object()
+
+
+def _prepare(value: Any, path: str) -> Any:
+    """Copy ``value`` into orjson-native types, tagging the rest; raise on what JSON cannot hold."""
+    if isinstance(value, _NATIVE):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            raise SerializationError(f"{path}: integer {value} does not fit in 64 bits")
+        if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+            raise SerializationError(f"{path}: {value!r} is not valid JSON; use None or a str")
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SerializationError(
+                    f"{path}: key {key!r} is a {type(key).__name__}; JSON object keys must be str"
+                )
+            if key.startswith(_PREFIX):
+                raise SerializationError(f"{path}: keys starting with {_PREFIX!r} are reserved")
+            out[key] = _prepare(item, f"{path}.{key}")
+        return out
+    if isinstance(value, list):
+        return [_prepare(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, tuple):
+        return [_prepare(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    tagged = _tag(value)
+    if tagged is _MISSING:
+        raise SerializationError(
+            f"{path}: {type(value).__name__} is not JSON-serializable; use dict, list, str, "
+            "int, float, bool, None, datetime, date, time, UUID, Decimal or bytes"
+        )
+    return tagged
+
+
+def encode(value: dict[str, Any], what: str = "data") -> bytes:
+    """Encode a dict to JSON bytes; raise ``SerializationError`` naming the bad field."""
+    if not isinstance(value, dict):
+        raise SerializationError(f"{what} must be a dict, got {type(value).__name__}")
+    return orjson.dumps(_prepare(value, what))
+
+
+_UNTAG = {
+    "datetime": datetime.fromisoformat,
+    "date": date.fromisoformat,
+    "time": time.fromisoformat,
+    "uuid": uuid.UUID,
+    "decimal": Decimal,
+    "bytes": base64.b64decode,
+}
+
+
+def _restore(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((key, item),) = value.items()
+            if key.startswith(_PREFIX):
+                return _UNTAG[key[len(_PREFIX) :]](item)
+        return {k: _restore(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v) for v in value]
+    return value
+
+
+def decode(raw: bytes | str | memoryview) -> dict[str, Any]:
+    """Decode JSON bytes written by :func:`encode` back into the same Python values."""
+    if isinstance(raw, memoryview):
+        raw = bytes(raw)
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise SerializationError(f"stored JSON cannot be decoded: {e}") from e
+    if _MARKER in (raw if isinstance(raw, bytes) else raw.encode()):
+        value = _restore(value)
+    if not isinstance(value, dict):
+        raise SerializationError(f"stored JSON is a {type(value).__name__}, expected an object")
+    return value
+
+
+EMPTY = b"{}"
+
+
+def record_to_event(record: EventRecord) -> RecordedEvent:
+    """Decode a backend row into the public :class:`RecordedEvent`."""
+    return RecordedEvent(
+        record.stream_id,
+        record.version,
+        record.position,
+        uuid.UUID(record.event_id),
+        record.type,
+        decode(record.data),
+        decode(record.metadata),
+        record.schema_version,
+        record.occurred_at,
+        record.recorded_at,
+    )

@@ -1,0 +1,174 @@
+"""Values and rules shared by every backend: the rows that cross the backend interface.
+
+A backend stores and returns these rows; it never sees user objects. Event payloads arrive
+already encoded (JSON bytes), so serialization lives above the interface, once. The two
+rules that every backend must apply inside its write transaction - the expected-version
+check and idempotent re-append - are written here once, as pure functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+from evstore._types import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, ExpectedVersion
+from evstore.errors import ConcurrencyError, DuplicateEventId
+
+
+class PendingEvent(NamedTuple):
+    """An event on its way into a backend; ``data``/``metadata`` are encoded JSON."""
+
+    event_id: str
+    type: str
+    data: bytes
+    metadata: bytes
+    schema_version: int
+    occurred_at: datetime
+
+
+class EventRecord(NamedTuple):
+    """An event as a backend stores and returns it."""
+
+    stream_id: str
+    version: int
+    position: int
+    event_id: str
+    type: str
+    data: bytes
+    metadata: bytes
+    schema_version: int
+    occurred_at: datetime
+    recorded_at: datetime
+
+
+class SnapshotRecord(NamedTuple):
+    """A snapshot as a backend stores it; ``data`` is encoded JSON."""
+
+    stream_id: str
+    version: int
+    data: bytes
+    schema_version: int
+    taken_at: datetime
+
+
+class StreamSummary(NamedTuple):
+    """One stream in a listing: its id, version and whether it is (soft/hard) deleted."""
+
+    stream_id: str
+    version: int
+    state: str  # "live", "deleted" (soft) or "tombstoned" (hard)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a stream's events belong: its category and partition key with its stable hash.
+
+    Computed above the interface once per append and stored with every event, so that
+    backends can filter the global log by category and partition without parsing ids.
+    """
+
+    category: str
+    partition_key: str
+    partition_hash: int
+
+
+def stable_hash(key: str) -> int:
+    """A 32-bit hash of ``key`` that is the same on every machine and Python run."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=4).digest(), "big")
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """Which events of the global log a reader wants. ``None`` fields match everything."""
+
+    types: tuple[str, ...] | None = None
+    category: str | None = None
+    partition: tuple[int, int] | None = None
+    stream_prefix: str | None = None
+
+    def accepts(self, type_: str, stream_id: str, category: str, partition_hash: int) -> bool:
+        """Whether an event with these attributes passes (for backends that filter in Python)."""
+        if self.types is not None and type_ not in self.types:
+            return False
+        if self.category is not None and category != self.category:
+            return False
+        if self.stream_prefix is not None and not stream_id.startswith(self.stream_prefix):
+            return False
+        if self.partition is not None:
+            slot, count = self.partition
+            if partition_hash % count != slot:
+                return False
+        return True
+
+
+ALL = LogFilter()
+
+
+class LogPage(NamedTuple):
+    """A page of the global log and how far the backend has looked.
+
+    ``scanned_to`` is the position up to which every event visible now or later has been
+    considered: the last event's position when the page is full, otherwise the log's safe
+    head at the time of the read. A reader continues from ``scanned_to``, so filtered
+    subscriptions advance past events they do not want without reading them again.
+    """
+
+    events: list[EventRecord]
+    scanned_to: int
+
+
+def check_expected(
+    stream_id: str, expected: ExpectedVersion, last_version: int, visible: bool
+) -> None:
+    """Raise ``ConcurrencyError`` unless ``expected`` admits the stream's state.
+
+    ``last_version`` is the highest version ever stored (versions continue after a soft
+    delete); ``visible`` says whether the stream has events that readers can see.
+    """
+    if expected is ANY:
+        return
+    if expected is NO_STREAM or expected == 0:
+        if not visible:
+            return
+    elif expected is STREAM_EXISTS:
+        if visible:
+            return
+    elif expected == last_version:
+        return
+    raise ConcurrencyError(stream_id, expected, last_version if visible else 0)
+
+
+def replayed_result(
+    stream_id: str,
+    events: Sequence[PendingEvent],
+    expected: ExpectedVersion,
+    stored: Sequence[EventRecord],
+) -> AppendResult:
+    """The original result of an append being repeated, or ``DuplicateEventId``.
+
+    ``stored`` are the already-stored records whose event ids appear in ``events``. The
+    append is a repeat when every id is stored, in the same stream, consecutively, in the
+    same order, where ``expected`` would have put them.
+    """
+    by_id = {r.event_id: r for r in stored}
+    first = by_id.get(events[0].event_id)
+    for i, event in enumerate(events):
+        record = by_id.get(event.event_id)
+        if record is None:
+            raise DuplicateEventId(
+                next(iter(by_id)), "the batch mixes stored and new events"
+            )
+        if record.stream_id != stream_id:
+            raise DuplicateEventId(event.event_id, f"in stream {record.stream_id!r}")
+        if first is None or record.version != first.version + i:
+            raise DuplicateEventId(event.event_id, "at another version of this stream")
+    assert first is not None
+    if isinstance(expected, int) and expected not in (0, first.version - 1):
+        raise DuplicateEventId(first.event_id, f"at version {first.version}, not {expected + 1}")
+    if expected is NO_STREAM and first.version != 1:
+        raise DuplicateEventId(first.event_id, f"at version {first.version}, not 1")
+    ordered = [by_id[e.event_id] for e in events]
+    return AppendResult(ordered[-1].version, tuple(r.position for r in ordered))

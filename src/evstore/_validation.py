@@ -1,0 +1,125 @@
+"""Input checks shared by every entry point; each failure is an ``InvalidInput`` saying what to fix."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from evstore.errors import InvalidInput
+
+MAX_ID_LENGTH = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _name(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+    if not value:
+        raise InvalidInput(f"{what} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidInput(
+            f"{what} is {len(value)} characters long; at most {MAX_ID_LENGTH} are allowed"
+        )
+    if _CONTROL.search(value):
+        raise InvalidInput(f"{what} {value!r} contains a control character; remove it")
+    return value
+
+
+def stream_id(value: object) -> str:
+    """A stream id: a non-empty str of at most 255 characters, no control characters."""
+    return _name(value, "stream_id")
+
+
+def event_type(value: object) -> str:
+    """An event type name: like a stream id, and without surrounding white space."""
+    name = _name(value, "event type")
+    if name != name.strip():
+        raise InvalidInput(f"event type {name!r} has leading or trailing white space")
+    return name
+
+
+def json_object(value: object, what: str) -> dict[str, Any]:
+    """A dict (its content is checked when it is encoded)."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a dict, got {type(value).__name__}")
+    return value
+
+
+def event_id(value: object) -> uuid.UUID:
+    """A UUID, or a str holding one."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"event_id must be a UUID (or its str form), got {value!r}")
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what} must be an int, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def non_negative_int(value: object, what: str) -> int:
+    """An int >= 0 (bool is refused)."""
+    n = _int(value, what)
+    if n < 0:
+        raise InvalidInput(f"{what} must be >= 0, got {n}")
+    return n
+
+
+def positive_int(value: object, what: str) -> int:
+    """An int >= 1 (bool is refused)."""
+    n = _int(value, what)
+    if n < 1:
+        raise InvalidInput(f"{what} must be >= 1, got {n}")
+    return n
+
+
+def optional_positive_int(value: object, what: str) -> int | None:
+    """None, or an int >= 1."""
+    return None if value is None else positive_int(value, what)
+
+
+def aware_datetime(value: object, what: str) -> datetime:
+    """A timezone-aware datetime."""
+    if not isinstance(value, datetime):
+        raise InvalidInput(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(
+            f"{what} must be timezone-aware, e.g. datetime.now(timezone.utc); got {value!r}"
+        )
+    return value
+
+
+def types_filter(value: object) -> tuple[str, ...] | None:
+    """None, one type name, or an iterable of them."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (event_type(value),)
+    try:
+        items = tuple(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidInput(f"types must be a str or a list of str, got {value!r}") from None
+    if not items:
+        raise InvalidInput("types must not be empty; pass None to read every type")
+    return tuple(event_type(t) for t in items)
+
+
+def partition(value: object) -> tuple[int, int] | None:
+    """None, or ``(i, n)`` with ``0 <= i < n``: this consumer's slot among n."""
+    if value is None:
+        return None
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise InvalidInput(f"partition must be a tuple (i, n), got {value!r}")
+    i = non_negative_int(value[0], "partition slot")
+    n = positive_int(value[1], "partition count")
+    if i >= n:
+        raise InvalidInput(f"partition slot {i} must be below the partition count {n}")
+    return (i, n)

@@ -1,0 +1,1 @@
+"""Storage backends, one module each; chosen by URL scheme in :func:`evstore.connect`."""

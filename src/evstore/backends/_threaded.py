@@ -1,0 +1,97 @@
+"""Run a blocking backend (SQLite, memory) under asyncio, on a small thread pool.
+
+The async store needs an :class:`~evstore._async.backend.AsyncBackend`; a backend whose
+driver only blocks is wrapped here once instead of being written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from evstore._spi import (
+    EventRecord,
+    LogFilter,
+    LogPage,
+    PendingEvent,
+    Placement,
+    SnapshotRecord,
+    StreamSummary,
+)
+from evstore._sync.backend import Backend
+from evstore._types import AppendResult, ExpectedVersion
+
+T = TypeVar("T")
+
+
+class ThreadedBackend:
+    """An ``AsyncBackend`` that runs each call of a sync ``Backend`` in a worker thread."""
+
+    def __init__(self, backend: Backend, *, workers: int = 8) -> None:
+        self.sync = backend
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="evstore")
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> AppendResult:
+        return await self._run(self.sync.append, stream_id, events, expected, placement)
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        limit: int | None,
+        backwards: bool,
+    ) -> list[EventRecord]:
+        return await self._run(
+            self.sync.read_stream, stream_id, from_version, to_version, limit, backwards
+        )
+
+    async def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
+        return await self._run(self.sync.read_all, after, limit, where)
+
+    async def stream_version(self, stream_id: str) -> int:
+        return await self._run(self.sync.stream_version, stream_id)
+
+    async def head_position(self) -> int:
+        return await self._run(self.sync.head_position)
+
+    async def get_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        return await self._run(self.sync.get_snapshot, stream_id)
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        await self._run(self.sync.save_snapshot, snapshot)
+
+    async def delete_stream(self, stream_id: str, hard: bool, expected: ExpectedVersion) -> None:
+        await self._run(self.sync.delete_stream, stream_id, hard, expected)
+
+    async def get_checkpoint(self, name: str) -> int | None:
+        return await self._run(self.sync.get_checkpoint, name)
+
+    async def set_checkpoint(self, name: str, position: int) -> None:
+        await self._run(self.sync.set_checkpoint, name, position)
+
+    async def wait_for_events(self, after: int, timeout: float) -> None:
+        await self._run(self.sync.wait_for_events, after, timeout)
+
+    async def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
+        return await self._run(self.sync.list_streams, after, limit)
+
+    async def stats(self) -> dict[str, int]:
+        return await self._run(self.sync.stats)
+
+    async def close(self) -> None:
+        await self._run(self.sync.close)
+        self._pool.shutdown(wait=False)

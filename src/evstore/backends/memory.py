@@ -1,0 +1,230 @@
+"""``memory://`` - an in-process backend for tests and prototypes.
+
+``memory://`` gives a fresh private store; ``memory://NAME`` shares one store among every
+connection of this process that uses the same name. One lock serializes writers, so
+positions are handed out in commit order and readers can never skip an event.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from evstore._spi import (
+    EventRecord,
+    LogFilter,
+    LogPage,
+    PendingEvent,
+    Placement,
+    SnapshotRecord,
+    StreamSummary,
+    check_expected,
+    replayed_result,
+)
+from evstore._types import AppendResult, ExpectedVersion
+from evstore.errors import StreamDeleted, StreamNotFound
+
+
+@dataclass
+class _Stream:
+    events: list[EventRecord] = field(default_factory=list)
+    last_version: int = 0
+    visible_from: int = 1  # a soft delete moves this past the last version
+    tombstoned: bool = False
+
+    @property
+    def visible(self) -> bool:
+        return self.last_version >= self.visible_from
+
+
+@dataclass
+class _Data:
+    lock: threading.Condition = field(default_factory=threading.Condition)
+    streams: dict[str, _Stream] = field(default_factory=dict)
+    log: list[EventRecord] = field(default_factory=list)
+    placement: dict[int, Placement] = field(default_factory=dict)  # position -> placement
+    by_event_id: dict[str, EventRecord] = field(default_factory=dict)
+    snapshots: dict[str, SnapshotRecord] = field(default_factory=dict)
+    checkpoints: dict[str, int] = field(default_factory=dict)
+    head: int = 0
+
+
+_shared: dict[str, _Data] = {}
+_shared_lock = threading.Lock()
+
+
+class MemoryBackend:
+    """Events in Python lists, guarded by one lock."""
+
+    def __init__(self, name: str = "") -> None:
+        if name:
+            with _shared_lock:
+                self._d = _shared.setdefault(name, _Data())
+        else:
+            self._d = _Data()
+
+    def _live(self, stream_id: str) -> _Stream | None:
+        stream = self._d.streams.get(stream_id)
+        if stream is not None and stream.tombstoned:
+            raise StreamDeleted(stream_id)
+        return stream
+
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> AppendResult:
+        d = self._d
+        with d.lock:
+            stream = self._live(stream_id) or _Stream()
+            stored = [d.by_event_id[e.event_id] for e in events if e.event_id in d.by_event_id]
+            if stored:
+                return replayed_result(stream_id, events, expected, stored)
+            check_expected(stream_id, expected, stream.last_version, stream.visible)
+            now = datetime.now(UTC)
+            records = []
+            for i, e in enumerate(events, start=1):
+                position = d.head + i
+                record = EventRecord(
+                    stream_id,
+                    stream.last_version + i,
+                    position,
+                    e.event_id,
+                    e.type,
+                    e.data,
+                    e.metadata,
+                    e.schema_version,
+                    e.occurred_at,
+                    now,
+                )
+                records.append(record)
+                d.by_event_id[e.event_id] = record
+                d.placement[position] = placement
+            d.streams[stream_id] = stream
+            stream.events.extend(records)
+            stream.last_version += len(records)
+            d.log.extend(records)
+            d.head += len(records)
+            d.lock.notify_all()
+            return AppendResult(stream.last_version, tuple(r.position for r in records))
+
+    def read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        limit: int | None,
+        backwards: bool,
+    ) -> list[EventRecord]:
+        with self._d.lock:
+            stream = self._live(stream_id)
+            if stream is None:
+                return []
+            low = max(from_version, stream.visible_from)
+            high = stream.last_version if to_version is None else to_version
+            chosen = [e for e in stream.events if low <= e.version <= high]
+        if backwards:
+            chosen.reverse()
+        return chosen if limit is None else chosen[:limit]
+
+    def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
+        d = self._d
+        with d.lock:
+            start = bisect_right(d.log, after, key=lambda r: r.position)
+            out: list[EventRecord] = []
+            for record in d.log[start:]:
+                p = d.placement[record.position]
+                if where.accepts(record.type, record.stream_id, p.category, p.partition_hash):
+                    out.append(record)
+                    if len(out) == limit:
+                        return LogPage(out, record.position)
+            return LogPage(out, d.head)
+
+    def stream_version(self, stream_id: str) -> int:
+        with self._d.lock:
+            stream = self._live(stream_id)
+            return stream.last_version if stream is not None and stream.visible else 0
+
+    def head_position(self) -> int:
+        return self._d.head
+
+    def get_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        with self._d.lock:
+            self._live(stream_id)
+            return self._d.snapshots.get(stream_id)
+
+    def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        with self._d.lock:
+            self._live(snapshot.stream_id)
+            current = self._d.snapshots.get(snapshot.stream_id)
+            if current is None or current.version <= snapshot.version:
+                self._d.snapshots[snapshot.stream_id] = snapshot
+
+    def delete_stream(self, stream_id: str, hard: bool, expected: ExpectedVersion) -> None:
+        d = self._d
+        with d.lock:
+            stream = self._live(stream_id) or _Stream()
+            check_expected(stream_id, expected, stream.last_version, stream.visible)
+            if not hard and not stream.visible:
+                raise StreamNotFound(stream_id)
+            d.snapshots.pop(stream_id, None)
+            if hard:
+                gone = {r.position for r in stream.events}
+                d.log = [r for r in d.log if r.position not in gone]
+                for r in stream.events:
+                    d.by_event_id.pop(r.event_id, None)
+                    d.placement.pop(r.position, None)
+                stream.events = []
+                stream.tombstoned = True
+            else:
+                stream.visible_from = stream.last_version + 1
+            d.streams[stream_id] = stream
+
+    def get_checkpoint(self, name: str) -> int | None:
+        return self._d.checkpoints.get(name)
+
+    def set_checkpoint(self, name: str, position: int) -> None:
+        with self._d.lock:
+            self._d.checkpoints[name] = position
+
+    def wait_for_events(self, after: int, timeout: float) -> None:
+        with self._d.lock:
+            self._d.lock.wait_for(lambda: self._d.head > after, timeout)
+
+    def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
+        with self._d.lock:
+            ids = sorted(s for s in self._d.streams if after is None or s > after)[:limit]
+            return [_summary(i, self._d.streams[i]) for i in ids]
+
+    def stats(self) -> dict[str, int]:
+        d = self._d
+        with d.lock:
+            return {
+                "events": len(d.log),
+                "streams": sum(1 for s in d.streams.values() if s.visible and not s.tombstoned),
+                "snapshots": len(d.snapshots),
+                "checkpoints": len(d.checkpoints),
+                "head_position": d.head,
+            }
+
+    def close(self) -> None:
+        pass
+
+
+def _summary(stream_id: str, stream: _Stream) -> StreamSummary:
+    state = "tombstoned" if stream.tombstoned else "live" if stream.visible else "deleted"
+    return StreamSummary(stream_id, stream.last_version, state)
+
+
+def open_backend(url: str, **options: object) -> MemoryBackend:
+    """Open ``memory://`` (private) or ``memory://NAME`` (shared in this process)."""
+    from evstore.errors import InvalidInput
+
+    if options:
+        raise InvalidInput(f"memory:// takes no options, got {sorted(options)}")
+    return MemoryBackend(url.removeprefix("memory://").strip("/"))

@@ -1,0 +1,520 @@
+"""``sqlite:///path.db`` - the embedded default: one file, zero set-up.
+
+Concurrency: the database runs in WAL mode, so readers never block the writer. Every
+append is one ``BEGIN IMMEDIATE`` transaction: it takes SQLite's single write lock before
+reading the stream's version, so two writers - threads or processes - cannot both pass the
+expected-version check, and a busy writer waits (``busy_timeout``) instead of failing.
+
+Gap safety: positions are the ``AUTOINCREMENT`` rowid, assigned under the write lock and
+committed in the same order, so a reader that has seen position p can never later find a
+new event below p. (AUTOINCREMENT also keeps positions of hard-deleted events from being
+reused.)
+
+Live delivery: appends wake waiters of the same process at once; other processes' appends
+are seen by polling ``sqlite_sequence`` at the subscription's poll interval.
+
+Durability: ``synchronous=FULL`` by default - an acknowledged append survives power loss;
+``?synchronous=NORMAL`` trades that (in WAL mode) for speed and stays crash-safe for the
+application.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from evstore._spi import (
+    EventRecord,
+    LogFilter,
+    LogPage,
+    PendingEvent,
+    Placement,
+    SnapshotRecord,
+    StreamSummary,
+    check_expected,
+    replayed_result,
+)
+from evstore._types import AppendResult, ExpectedVersion
+from evstore.errors import (
+    BackendUnavailable,
+    ConcurrencyError,
+    InvalidInput,
+    StreamDeleted,
+    StreamNotFound,
+)
+
+SCHEMA_VERSION = 1
+DEFAULT_PATH = "evstore.db"
+
+_SCHEMA = """
+CREATE TABLE events (
+    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id      TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    event_id       TEXT    NOT NULL UNIQUE,
+    type           TEXT    NOT NULL,
+    data           BLOB    NOT NULL,
+    metadata       BLOB    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    occurred_at    INTEGER NOT NULL,  -- microseconds since the epoch, UTC
+    recorded_at    INTEGER NOT NULL,
+    category       TEXT    NOT NULL,
+    partition_key  TEXT    NOT NULL,
+    partition_hash INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX events_stream_version ON events (stream_id, version);
+CREATE INDEX events_type_occurred ON events (type, occurred_at);
+CREATE INDEX events_category ON events (category, position);
+-- Only streams that were deleted have a row: the live version is max(version) in events.
+CREATE TABLE deleted_streams (
+    stream_id    TEXT PRIMARY KEY,
+    last_version INTEGER NOT NULL,
+    tombstoned   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE snapshots (
+    stream_id      TEXT PRIMARY KEY,
+    version        INTEGER NOT NULL,
+    data           BLOB    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    taken_at       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    name     TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+_COLUMNS = (
+    "stream_id, version, position, event_id, type, data, metadata, schema_version, "
+    "occurred_at, recorded_at"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _to_us(value: datetime) -> int:
+    return (value - _EPOCH) // _US
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _record(row: tuple[Any, ...]) -> EventRecord:
+    return EventRecord(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+        _from_us(row[8]), _from_us(row[9]),
+    )  # fmt: skip
+
+
+class _Wakeup:
+    """Wakes this process's waiters when an append to the same file commits."""
+
+    _by_path: dict[str, _Wakeup] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.generation = 0
+
+    @classmethod
+    def for_path(cls, path: str) -> _Wakeup:
+        with cls._registry_lock:
+            return cls._by_path.setdefault(path, cls())
+
+    def notify(self) -> None:
+        with self.cond:
+            self.generation += 1
+            self.cond.notify_all()
+
+
+class SQLiteBackend:
+    """Events in a SQLite file in WAL mode, shared safely by threads and processes."""
+
+    def __init__(
+        self, path: str, *, synchronous: str = "FULL", busy_timeout: float = 30.0
+    ) -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise InvalidInput(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
+        self._path = os.path.abspath(path)
+        self._synchronous = synchronous.upper()
+        self._busy_timeout = float(busy_timeout)
+        self._idle: list[sqlite3.Connection] = []
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._wakeup = _Wakeup.for_path(self._path)
+        with self._errors(), self._connection() as db:
+            self._create_schema(db)
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        db.execute(f"PRAGMA synchronous={self._synchronous}")
+        return db
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise BackendUnavailable("the store is closed")
+        with self._lock:
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = self._open()
+            with self._lock:
+                self._all.append(db)
+        try:
+            yield db
+        finally:
+            if db.in_transaction:
+                db.rollback()
+            with self._lock:
+                self._idle.append(db)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise BackendUnavailable(
+                    f"SQLite database {self._path} stayed locked for {self._busy_timeout}s; "
+                    "another process holds a long write transaction"
+                ) from e
+            raise BackendUnavailable(f"SQLite error on {self._path}: {e}") from e
+        except sqlite3.DatabaseError as e:
+            raise BackendUnavailable(f"SQLite error on {self._path}: {e}") from e
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._errors(), self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            if db.in_transaction:
+                db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._errors(), self._connection() as db:
+            yield db
+
+    def _create_schema(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("BEGIN IMMEDIATE")
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version == 0:
+            db.executescript("BEGIN;" + _SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
+        elif version > SCHEMA_VERSION:
+            raise BackendUnavailable(
+                f"{self._path} has schema version {version}, newer than this evstore "
+                f"({SCHEMA_VERSION}); upgrade evstore"
+            )
+        db.execute("COMMIT")
+
+    # -- streams ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _state(db: sqlite3.Connection, stream_id: str) -> tuple[int, bool]:
+        """(last version ever stored, whether readers see events); raises if tombstoned."""
+        deleted = db.execute(
+            "SELECT last_version, tombstoned FROM deleted_streams WHERE stream_id = ?",
+            (stream_id,),
+        ).fetchone()
+        if deleted is not None and deleted[1]:
+            raise StreamDeleted(stream_id)
+        (last,) = db.execute(
+            "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
+        ).fetchone()
+        if deleted is None:
+            return last, last > 0
+        return max(last, deleted[0]), last > deleted[0]
+
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> AppendResult:
+        with self._write() as db:
+            last, visible = self._state(db, stream_id)
+            try:
+                check_expected(stream_id, expected, last, visible)
+                now = _to_us(datetime.now(UTC))
+                db.executemany(
+                    "INSERT INTO events (stream_id, version, event_id, type, data, metadata, "
+                    "schema_version, occurred_at, recorded_at, category, partition_key, "
+                    "partition_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            stream_id, last + i, e.event_id, e.type, e.data, e.metadata,
+                            e.schema_version, _to_us(e.occurred_at), now, placement.category,
+                            placement.partition_key, placement.partition_hash,
+                        )  # fmt: skip
+                        for i, e in enumerate(events, start=1)
+                    ],
+                )
+            except (ConcurrencyError, sqlite3.IntegrityError):
+                # A repeat of a stored append fails the version check or the event_id
+                # index; only then is it worth looking the ids up.
+                stored = self._stored(db, events)
+                if not stored:
+                    raise
+                db.execute("ROLLBACK")
+                return replayed_result(stream_id, events, expected, stored)
+            (end,) = db.execute("SELECT last_insert_rowid()").fetchone()
+        self._wakeup.notify()
+        n = len(events)
+        return AppendResult(last + n, tuple(range(end - n + 1, end + 1)))
+
+    @staticmethod
+    def _stored(db: sqlite3.Connection, events: Sequence[PendingEvent]) -> list[EventRecord]:
+        ids = [e.event_id for e in events]
+        found: list[EventRecord] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE event_id IN "
+                f"({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.extend(_record(r) for r in rows)
+        return found
+
+    def read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        limit: int | None,
+        backwards: bool,
+    ) -> list[EventRecord]:
+        with self._read() as db:
+            db.execute("BEGIN")
+            deleted = db.execute(
+                "SELECT last_version, tombstoned FROM deleted_streams WHERE stream_id = ?",
+                (stream_id,),
+            ).fetchone()
+            if deleted is not None:
+                if deleted[1]:
+                    raise StreamDeleted(stream_id)
+                from_version = max(from_version, deleted[0] + 1)
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
+                f"AND version <= ? ORDER BY version {'DESC' if backwards else 'ASC'} LIMIT ?",
+                (
+                    stream_id,
+                    from_version,
+                    2**62 if to_version is None else to_version,
+                    -1 if limit is None else limit,
+                ),
+            ).fetchall()
+            db.execute("COMMIT")
+        return [_record(r) for r in rows]
+
+    def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
+        sql = [f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ?"]
+        params: list[Any] = [after]
+        if where.types is not None:
+            sql.append(f"AND type IN ({','.join('?' * len(where.types))})")
+            params.extend(where.types)
+        if where.category is not None:
+            sql.append("AND category = ?")
+            params.append(where.category)
+        if where.stream_prefix is not None:
+            sql.append("AND substr(stream_id, 1, ?) = ?")
+            params.extend((len(where.stream_prefix), where.stream_prefix))
+        if where.partition is not None:
+            sql.append("AND partition_hash % ? = ?")
+            params.extend((where.partition[1], where.partition[0]))
+        sql.append("ORDER BY position LIMIT ?")
+        with self._read() as db:
+            db.execute("BEGIN")
+            head = self._head(db)
+            params.insert(1, head)
+            rows = db.execute(" ".join(sql), [*params, limit]).fetchall()
+            db.execute("COMMIT")
+        events = [_record(r) for r in rows]
+        return LogPage(events, events[-1].position if len(events) == limit else head)
+
+    @staticmethod
+    def _head(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def stream_version(self, stream_id: str) -> int:
+        with self._read() as db:
+            db.execute("BEGIN")
+            last, visible = self._state(db, stream_id)
+            db.execute("COMMIT")
+        return last if visible else 0
+
+    def head_position(self) -> int:
+        with self._read() as db:
+            return self._head(db)
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def get_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        with self._read() as db:
+            db.execute("BEGIN")
+            self._state(db, stream_id)
+            row = db.execute(
+                "SELECT stream_id, version, data, schema_version, taken_at FROM snapshots "
+                "WHERE stream_id = ?",
+                (stream_id,),
+            ).fetchone()
+            db.execute("COMMIT")
+        if row is None:
+            return None
+        return SnapshotRecord(row[0], row[1], row[2], row[3], _from_us(row[4]))
+
+    def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        with self._write() as db:
+            self._state(db, snapshot.stream_id)
+            db.execute(
+                "INSERT INTO snapshots (stream_id, version, data, schema_version, taken_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET "
+                "version = excluded.version, data = excluded.data, "
+                "schema_version = excluded.schema_version, taken_at = excluded.taken_at "
+                "WHERE excluded.version >= snapshots.version",
+                (
+                    snapshot.stream_id,
+                    snapshot.version,
+                    snapshot.data,
+                    snapshot.schema_version,
+                    _to_us(snapshot.taken_at),
+                ),
+            )
+
+    def delete_stream(self, stream_id: str, hard: bool, expected: ExpectedVersion) -> None:
+        with self._write() as db:
+            last, visible = self._state(db, stream_id)
+            check_expected(stream_id, expected, last, visible)
+            if not hard and not visible:
+                raise StreamNotFound(stream_id)
+            db.execute("DELETE FROM snapshots WHERE stream_id = ?", (stream_id,))
+            if hard:
+                db.execute("DELETE FROM events WHERE stream_id = ?", (stream_id,))
+            db.execute(
+                "INSERT OR REPLACE INTO deleted_streams (stream_id, last_version, tombstoned) "
+                "VALUES (?, ?, ?)",
+                (stream_id, last, int(hard)),
+            )
+
+    # -- checkpoints and waiting -----------------------------------------------------------
+
+    def get_checkpoint(self, name: str) -> int | None:
+        with self._read() as db:
+            row = db.execute("SELECT position FROM checkpoints WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_checkpoint(self, name: str, position: int) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO checkpoints (name, position) VALUES (?, ?)",
+                (name, position),
+            )
+
+    def wait_for_events(self, after: int, timeout: float) -> None:
+        wakeup = self._wakeup
+        with wakeup.cond:
+            generation = wakeup.generation
+        if self.head_position() > after:
+            return
+        with wakeup.cond:
+            wakeup.cond.wait_for(lambda: wakeup.generation != generation, timeout)
+
+    # -- operations ------------------------------------------------------------------------
+
+    def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT s.stream_id, max(coalesce(e.v, 0), coalesce(d.last_version, 0)), "
+                "d.tombstoned, coalesce(e.v, 0) > coalesce(d.last_version, 0) FROM ("
+                "  SELECT stream_id FROM events WHERE stream_id > ? GROUP BY stream_id"
+                "  UNION SELECT stream_id FROM deleted_streams WHERE stream_id > ?"
+                ") s LEFT JOIN (SELECT stream_id, max(version) v FROM events GROUP BY stream_id)"
+                " e ON e.stream_id = s.stream_id "
+                "LEFT JOIN deleted_streams d ON d.stream_id = s.stream_id "
+                "ORDER BY s.stream_id LIMIT ?",
+                (after or "", after or "", limit),
+            ).fetchall()
+        return [
+            StreamSummary(
+                sid, version, "tombstoned" if tomb else "live" if visible else "deleted"
+            )
+            for sid, version, tomb, visible in rows
+        ]
+
+    def stats(self) -> dict[str, int]:
+        with self._read() as db:
+            db.execute("BEGIN")
+            events, streams = db.execute(
+                "SELECT count(*), count(DISTINCT stream_id) FROM events"
+            ).fetchone()
+            snapshots = db.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+            checkpoints = db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+            head = self._head(db)
+            db.execute("COMMIT")
+        return {
+            "events": events,
+            "streams": streams,
+            "snapshots": snapshots,
+            "checkpoints": checkpoints,
+            "head_position": head,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._all, self._idle = self._all, [], []
+        for db in conns:
+            db.close()
+
+
+def parse_url(url: str) -> tuple[str, dict[str, str]]:
+    """Split ``sqlite:///path.db?opt=v`` into the file path and its options."""
+    parts = urlsplit(url)
+    path = parts.path
+    if path.startswith("/") and not path.startswith("//"):
+        path = path[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
+    elif path.startswith("//"):
+        path = path[1:]
+    if parts.netloc:
+        raise InvalidInput(
+            f"{url!r}: write sqlite:///relative.db or sqlite:////absolute/path.db (three or "
+            "four slashes)"
+        )
+    if path in ("", ":memory:"):
+        if path == ":memory:":
+            raise InvalidInput("use memory:// for an in-memory store")
+        path = DEFAULT_PATH
+    return path, dict(parse_qsl(parts.query))
+
+
+def open_backend(url: str, **options: Any) -> SQLiteBackend:
+    """Open ``sqlite:///path.db`` with options ``synchronous`` and ``busy_timeout``."""
+    path, query = parse_url(url)
+    merged: dict[str, Any] = {**query, **options}
+    unknown = set(merged) - {"synchronous", "busy_timeout"}
+    if unknown:
+        raise InvalidInput(f"unknown SQLite options {sorted(unknown)}; use synchronous, busy_timeout")
+    if "busy_timeout" in merged:
+        try:
+            merged["busy_timeout"] = float(merged["busy_timeout"])
+        except ValueError:
+            raise InvalidInput("busy_timeout must be a number of seconds") from None
+    return SQLiteBackend(path, **merged)

@@ -1,0 +1,21 @@
+"""The backend contract suite: one set of tests that every backend must pass.
+
+A backend (ours or a third party's) runs the whole suite by subclassing
+:class:`StoreContract` and providing a ``store_factory`` fixture::
+
+    import pytest
+    from evstore.testing import StoreContract, StoreFactory
+
+    class TestMyBackend(StoreContract):
+        @pytest.fixture
+        def store_factory(self, tmp_path):
+            yield StoreFactory(f"mydb://.../{tmp_path.name}", across_processes=True)
+            # drop the database here
+
+The factory's URL must name a fresh, empty database for each test.
+"""
+
+from evstore.testing._factory import StoreFactory
+from evstore.testing.contract import StoreContract
+
+__all__ = ["StoreContract", "StoreFactory"]

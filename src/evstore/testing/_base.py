@@ -1,0 +1,47 @@
+"""Fixtures and helpers shared by the contract test classes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import evstore
+from evstore.testing._factory import StoreFactory
+
+
+def new(type_: str = "Tested", **data: Any) -> evstore.NewEvent:
+    """A NewEvent with the given type and data."""
+    return evstore.NewEvent(type_, data)
+
+
+def batch(n: int, type_: str = "Tested", **data: Any) -> list[evstore.NewEvent]:
+    """n NewEvents numbered by ``data["i"]``."""
+    return [evstore.NewEvent(type_, {"i": i, **data}) for i in range(n)]
+
+
+def unique(prefix: str = "s") -> str:
+    """A stream id no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` holds, failing the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(0.01)
+
+
+class ContractBase:
+    """Provides ``store`` (sync) on top of the ``store_factory`` fixture the user supplies."""
+
+    @pytest.fixture
+    def store(self, store_factory: StoreFactory) -> Iterator[evstore.EventStore]:
+        s = store_factory.connect()
+        yield s
+        s.close()
