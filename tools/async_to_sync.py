@@ -25,6 +25,7 @@ NAMES = {
     "AsyncEventStore": "EventStore",
     "AsyncSubscription": "Subscription",
     "AsyncBackend": "Backend",
+    "AsyncTransactionalBackend": "TransactionalBackend",
     "AsyncRepository": "Repository",
     "AsyncProjection": "Projection",
     "AsyncIterator": "Iterator",

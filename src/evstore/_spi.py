@@ -62,6 +62,28 @@ class StreamSummary(NamedTuple):
     state: str  # "live", "deleted" (soft) or "tombstoned" (hard)
 
 
+class DeadLetter(NamedTuple):
+    """An event a projection gave up on ("parked"), kept so that it can be listed and replayed.
+
+    ``name`` is the projection's name and ``position`` the event's position in the global
+    log; together they identify the letter (parking the same pair again replaces it). The
+    event itself is not copied: replaying reads it back from the log by ``position``.
+    ``stream_id``, ``version``, ``type`` and ``event_id`` describe it for listings; ``error``
+    is the last error's text (at most a few KB, cut above the interface), ``attempts`` how
+    often the handler was tried, ``parked_at`` an aware UTC datetime.
+    """
+
+    name: str
+    position: int
+    stream_id: str
+    version: int
+    type: str
+    event_id: str
+    error: str
+    attempts: int
+    parked_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Placement:
     """Where a stream's events belong: its category and partition key with its stable hash.
@@ -158,15 +180,13 @@ def replayed_result(
     for i, event in enumerate(events):
         record = by_id.get(event.event_id)
         if record is None:
-            raise DuplicateEventId(
-                next(iter(by_id)), "the batch mixes stored and new events"
-            )
+            raise DuplicateEventId(next(iter(by_id)), "the batch mixes stored and new events")
         if record.stream_id != stream_id:
             raise DuplicateEventId(event.event_id, f"in stream {record.stream_id!r}")
         if first is None or record.version != first.version + i:
             raise DuplicateEventId(event.event_id, "at another version of this stream")
     assert first is not None
-    if isinstance(expected, int) and expected not in (0, first.version - 1):
+    if isinstance(expected, int) and expected != first.version - 1:
         raise DuplicateEventId(first.event_id, f"at version {first.version}, not {expected + 1}")
     if expected is NO_STREAM and first.version != 1:
         raise DuplicateEventId(first.event_id, f"at version {first.version}, not 1")

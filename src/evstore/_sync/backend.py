@@ -8,10 +8,11 @@ once above it. A backend must pass the contract suite in :mod:`evstore.testing`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from evstore._spi import (
+    DeadLetter,
     EventRecord,
     LogFilter,
     LogPage,
@@ -94,6 +95,26 @@ class Backend(Protocol):
         """Store the position of a named subscription."""
         ...
 
+    def park(self, letter: DeadLetter) -> None:
+        """Store a dead letter of projection ``letter.name`` (durably, like a checkpoint).
+
+        A letter already stored for the same ``(name, position)`` is replaced. Letters are
+        independent of streams: deleting a stream does not remove them.
+        """
+        ...
+
+    def dead_letters(self, name: str, after: int, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters of projection ``name`` with position > ``after``.
+
+        In ascending position order; ``[]`` when there are none. Other projections' letters
+        are never included.
+        """
+        ...
+
+    def unpark(self, name: str, position: int) -> bool:
+        """Remove the dead letter ``(name, position)``; return whether one was stored."""
+        ...
+
     def wait_for_events(self, after: int, timeout: float) -> None:
         """Return once the head may be past ``after``, or after ``timeout`` seconds."""
         ...
@@ -108,4 +129,42 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections; the backend is not used afterwards."""
+        ...
+
+
+class TransactionalBackend(Backend, Protocol):
+    """A backend that can commit a projection's read-model writes with its checkpoint.
+
+    Optional: the projection layer looks for ``run_with_checkpoint`` with ``getattr`` and,
+    when it is missing, falls back to ``get_checkpoint``/``set_checkpoint`` (at-least-once).
+    Offer it only when the read model can live in the same database and transaction as the
+    checkpoint (SQLite, PostgreSQL); that is what makes a projection exactly-once.
+    """
+
+    def run_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> bool:
+        """Run ``work`` and move checkpoint ``name`` to ``position`` in ONE transaction.
+
+        Steps, all inside one write transaction:
+
+        1. Read checkpoint ``name`` (``None`` if never stored), locking it against concurrent
+           writers of the same name (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT ...
+           FOR UPDATE`` on the row, or insert-if-absent then lock).
+        2. Compare-and-set: if it is not equal to ``expected``, roll back and return
+           ``False`` without calling ``work`` (another instance moved it).
+        3. Call ``work(tx)`` with the transaction's native handle - the driver connection
+           with the transaction open (``sqlite3.Connection``; ``psycopg.AsyncConnection``
+           for an asyncio backend, ``psycopg.Connection`` for a sync one) - so the caller's
+           read-model statements commit or roll back together with the checkpoint. If
+           ``work`` returns an awaitable, await it inside the transaction. ``work`` must not
+           commit, roll back or close ``tx``.
+        4. Store ``position`` as checkpoint ``name`` (``position == expected`` is allowed:
+           the work commits and the checkpoint stays), commit, return ``True``.
+
+        If ``work`` raises, roll back everything (the checkpoint does not move) and re-raise
+        the very same exception, untranslated, even when it is a driver error (the caller's
+        own SQL failed); only failures of the backend's own statements are translated
+        (``BackendUnavailable``). ``get_checkpoint(name)`` reads the value stored here.
+        """
         ...

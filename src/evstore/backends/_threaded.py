@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from evstore._spi import (
+    DeadLetter,
     EventRecord,
     LogFilter,
     LogPage,
@@ -33,6 +35,10 @@ class ThreadedBackend:
     def __init__(self, backend: Backend, *, workers: int = 8) -> None:
         self.sync = backend
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="evstore")
+        if hasattr(backend, "run_with_checkpoint"):
+            # An optional capability (AsyncTransactionalBackend), detected with getattr by
+            # the projection layer: offer it only when the wrapped backend has it.
+            self.run_with_checkpoint = self._run_with_checkpoint
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -83,6 +89,36 @@ class ThreadedBackend:
     async def set_checkpoint(self, name: str, position: int) -> None:
         await self._run(self.sync.set_checkpoint, name, position)
 
+    async def _run_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> bool:
+        loop = asyncio.get_running_loop()
+
+        def work_in_thread(tx: Any) -> Any:
+            result = work(tx)
+            if inspect.isawaitable(result):
+                # An async handler runs on the event loop while this worker thread holds
+                # the transaction open; the loop is free, it only awaits this thread.
+                return asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+            return result
+
+        return await self._run(
+            self.sync.run_with_checkpoint,  # type: ignore[attr-defined]
+            name,
+            expected,
+            position,
+            work_in_thread,
+        )
+
+    async def park(self, letter: DeadLetter) -> None:
+        await self._run(self.sync.park, letter)
+
+    async def dead_letters(self, name: str, after: int, limit: int) -> list[DeadLetter]:
+        return await self._run(self.sync.dead_letters, name, after, limit)
+
+    async def unpark(self, name: str, position: int) -> bool:
+        return await self._run(self.sync.unpark, name, position)
+
     async def wait_for_events(self, after: int, timeout: float) -> None:
         await self._run(self.sync.wait_for_events, after, timeout)
 
@@ -95,3 +131,7 @@ class ThreadedBackend:
     async def close(self) -> None:
         await self._run(self.sync.close)
         self._pool.shutdown(wait=False)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable

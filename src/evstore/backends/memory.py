@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from evstore._spi import (
+    DeadLetter,
     EventRecord,
     LogFilter,
     LogPage,
@@ -49,6 +50,7 @@ class _Data:
     by_event_id: dict[str, EventRecord] = field(default_factory=dict)
     snapshots: dict[str, SnapshotRecord] = field(default_factory=dict)
     checkpoints: dict[str, int] = field(default_factory=dict)
+    dead_letters: dict[str, dict[int, DeadLetter]] = field(default_factory=dict)
     head: int = 0
 
 
@@ -191,6 +193,19 @@ class MemoryBackend:
     def set_checkpoint(self, name: str, position: int) -> None:
         with self._d.lock:
             self._d.checkpoints[name] = position
+
+    def park(self, letter: DeadLetter) -> None:
+        with self._d.lock:
+            self._d.dead_letters.setdefault(letter.name, {})[letter.position] = letter
+
+    def dead_letters(self, name: str, after: int, limit: int) -> list[DeadLetter]:
+        with self._d.lock:
+            letters = self._d.dead_letters.get(name, {})
+            return [letters[p] for p in sorted(letters) if p > after][:limit]
+
+    def unpark(self, name: str, position: int) -> bool:
+        with self._d.lock:
+            return self._d.dead_letters.get(name, {}).pop(position, None) is not None
 
     def wait_for_events(self, after: int, timeout: float) -> None:
         with self._d.lock:

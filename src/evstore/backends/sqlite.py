@@ -24,12 +24,13 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from evstore._spi import (
+    DeadLetter,
     EventRecord,
     LogFilter,
     LogPage,
@@ -49,7 +50,7 @@ from evstore.errors import (
     StreamNotFound,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_PATH = "evstore.db"
 
 _SCHEMA = """
@@ -90,6 +91,22 @@ CREATE TABLE checkpoints (
 ) WITHOUT ROWID;
 """
 
+# Added in schema version 2 (databases at version 1 get it on open).
+_SCHEMA_2 = """
+CREATE TABLE dead_letters (
+    name       TEXT    NOT NULL,
+    position   INTEGER NOT NULL,
+    stream_id  TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    type       TEXT    NOT NULL,
+    event_id   TEXT    NOT NULL,
+    error      TEXT    NOT NULL,
+    attempts   INTEGER NOT NULL,
+    parked_at  INTEGER NOT NULL,
+    PRIMARY KEY (name, position)
+) WITHOUT ROWID;
+"""
+
 _COLUMNS = (
     "stream_id, version, position, event_id, type, data, metadata, schema_version, "
     "occurred_at, recorded_at"
@@ -108,16 +125,24 @@ def _from_us(value: int) -> datetime:
 
 def _record(row: tuple[Any, ...]) -> EventRecord:
     return EventRecord(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-        _from_us(row[8]), _from_us(row[9]),
-    )  # fmt: skip
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        _from_us(row[8]),
+        _from_us(row[9]),
+    )
 
 
 class _Wakeup:
     """Wakes this process's waiters when an append to the same file commits."""
 
-    _by_path: dict[str, _Wakeup] = {}
-    _registry_lock = threading.Lock()
+    _by_path: ClassVar[dict[str, _Wakeup]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
@@ -137,9 +162,7 @@ class _Wakeup:
 class SQLiteBackend:
     """Events in a SQLite file in WAL mode, shared safely by threads and processes."""
 
-    def __init__(
-        self, path: str, *, synchronous: str = "FULL", busy_timeout: float = 30.0
-    ) -> None:
+    def __init__(self, path: str, *, synchronous: str = "FULL", busy_timeout: float = 30.0) -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise InvalidInput(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
         self._path = os.path.abspath(path)
@@ -215,7 +238,11 @@ class SQLiteBackend:
         db.execute("BEGIN IMMEDIATE")
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version == 0:
-            db.executescript("BEGIN;" + _SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
+            db.executescript(
+                "BEGIN;" + _SCHEMA + _SCHEMA_2 + f"PRAGMA user_version={SCHEMA_VERSION};"
+            )
+        elif version == 1:
+            db.executescript("BEGIN;" + _SCHEMA_2 + f"PRAGMA user_version={SCHEMA_VERSION};")
         elif version > SCHEMA_VERSION:
             raise BackendUnavailable(
                 f"{self._path} has schema version {version}, newer than this evstore "
@@ -259,10 +286,19 @@ class SQLiteBackend:
                     "partition_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
-                            stream_id, last + i, e.event_id, e.type, e.data, e.metadata,
-                            e.schema_version, _to_us(e.occurred_at), now, placement.category,
-                            placement.partition_key, placement.partition_hash,
-                        )  # fmt: skip
+                            stream_id,
+                            last + i,
+                            e.event_id,
+                            e.type,
+                            e.data,
+                            e.metadata,
+                            e.schema_version,
+                            _to_us(e.occurred_at),
+                            now,
+                            placement.category,
+                            placement.partition_key,
+                            placement.partition_hash,
+                        )
                         for i, e in enumerate(events, start=1)
                     ],
                 )
@@ -286,8 +322,7 @@ class SQLiteBackend:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE event_id IN "
-                f"({','.join('?' * len(chunk))})",
+                f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({','.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
             found.extend(_record(r) for r in rows)
@@ -428,6 +463,71 @@ class SQLiteBackend:
                 (name, position),
             )
 
+    def run_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> bool:
+        """Run ``work(connection)`` and move checkpoint ``name`` in one transaction.
+
+        The write lock (``BEGIN IMMEDIATE``) is taken before the checkpoint is compared, so
+        two instances of one projection cannot both apply the same events.
+        """
+        failure: BaseException | None = None
+        with self._write() as db:
+            row = db.execute("SELECT position FROM checkpoints WHERE name = ?", (name,)).fetchone()
+            if (None if row is None else int(row[0])) != expected:
+                db.execute("ROLLBACK")
+                return False
+            try:
+                work(db)
+                if not db.in_transaction:
+                    raise InvalidInput(
+                        f"projection {name!r}: the handler ended the transaction; it must "
+                        "not commit or roll back the connection it is given"
+                    )
+            except BaseException as e:
+                # The caller's error (its own SQL included) goes back unchanged, not
+                # translated like a failure of the store's statements.
+                failure = e
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO checkpoints (name, position) VALUES (?, ?)",
+                    (name, position),
+                )
+        if failure is not None:
+            raise failure
+        return True
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    def park(self, letter: DeadLetter) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO dead_letters (name, position, stream_id, version, type, "
+                "event_id, error, attempts, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*letter[:8], _to_us(letter.parked_at)),
+            )
+
+    def dead_letters(self, name: str, after: int, limit: int) -> list[DeadLetter]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT name, position, stream_id, version, type, event_id, error, attempts, "
+                "parked_at FROM dead_letters WHERE name = ? AND position > ? "
+                "ORDER BY position LIMIT ?",
+                (name, after, limit),
+            ).fetchall()
+        return [
+            DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _from_us(r[8])) for r in rows
+        ]
+
+    def unpark(self, name: str, position: int) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM dead_letters WHERE name = ? AND position = ?", (name, position)
+            )
+            return cursor.rowcount > 0
+
     def wait_for_events(self, after: int, timeout: float) -> None:
         wakeup = self._wakeup
         with wakeup.cond:
@@ -453,9 +553,7 @@ class SQLiteBackend:
                 (after or "", after or "", limit),
             ).fetchall()
         return [
-            StreamSummary(
-                sid, version, "tombstoned" if tomb else "live" if visible else "deleted"
-            )
+            StreamSummary(sid, version, "tombstoned" if tomb else "live" if visible else "deleted")
             for sid, version, tomb, visible in rows
         ]
 
@@ -511,7 +609,9 @@ def open_backend(url: str, **options: Any) -> SQLiteBackend:
     merged: dict[str, Any] = {**query, **options}
     unknown = set(merged) - {"synchronous", "busy_timeout"}
     if unknown:
-        raise InvalidInput(f"unknown SQLite options {sorted(unknown)}; use synchronous, busy_timeout")
+        raise InvalidInput(
+            f"unknown SQLite options {sorted(unknown)}; use synchronous, busy_timeout"
+        )
     if "busy_timeout" in merged:
         try:
             merged["busy_timeout"] = float(merged["busy_timeout"])
