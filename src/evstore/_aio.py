@@ -65,5 +65,3 @@ async def call(handler: Callable[..., Any], *args: Any) -> Any:
 async def sleep(seconds: float) -> None:
     """Sleep without blocking the event loop."""
     await asyncio.sleep(seconds)
-
-

@@ -35,8 +35,7 @@ def _module(url: str | None) -> tuple[str, Any]:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in BACKENDS:
         raise InvalidInput(
-            f"unsupported URL {url!r}; use one of "
-            + ", ".join(f"{s}://" for s in BACKENDS)
+            f"unsupported URL {url!r}; use one of " + ", ".join(f"{s}://" for s in BACKENDS)
         )
     try:
         module = importlib.import_module(BACKENDS[scheme])

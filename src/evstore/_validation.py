@@ -1,9 +1,11 @@
-"""Input checks shared by every entry point; each failure is an ``InvalidInput`` saying what to fix."""
+"""Input checks shared by every entry point; each failure is an ``InvalidInput`` saying what
+to fix."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -103,10 +105,9 @@ def types_filter(value: object) -> tuple[str, ...] | None:
         return None
     if isinstance(value, str):
         return (event_type(value),)
-    try:
-        items = tuple(value)  # type: ignore[call-overload]
-    except TypeError:
-        raise InvalidInput(f"types must be a str or a list of str, got {value!r}") from None
+    if not isinstance(value, Iterable):
+        raise InvalidInput(f"types must be a str or a list of str, got {value!r}")
+    items = tuple(value)
     if not items:
         raise InvalidInput("types must not be empty; pass None to read every type")
     return tuple(event_type(t) for t in items)

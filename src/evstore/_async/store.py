@@ -11,10 +11,10 @@ from types import TracebackType
 from typing import Any, Literal
 
 from evstore import _codec
-from evstore._codec import record_to_event
 from evstore import _validation as check
 from evstore._async.backend import AsyncBackend
 from evstore._async.subscription import AsyncSubscription
+from evstore._codec import record_to_event
 from evstore._spi import (
     LogFilter,
     PendingEvent,
@@ -129,9 +129,7 @@ class AsyncEventStore:
         check.stream_id(stream_id)
         expected = _expected(expected_version)
         pending = _pending(events)
-        return await self._backend.append(
-            stream_id, pending, expected, self._placement(stream_id)
-        )
+        return await self._backend.append(stream_id, pending, expected, self._placement(stream_id))
 
     async def delete_stream(
         self, stream_id: str, *, hard: bool = False, expected_version: ExpectedVersion = ANY

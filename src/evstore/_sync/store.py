@@ -13,10 +13,10 @@ from types import TracebackType
 from typing import Any, Literal
 
 from evstore import _codec
-from evstore._codec import record_to_event
 from evstore import _validation as check
 from evstore._sync.backend import Backend
 from evstore._sync.subscription import Subscription
+from evstore._codec import record_to_event
 from evstore._spi import (
     LogFilter,
     PendingEvent,
@@ -131,9 +131,7 @@ class EventStore:
         check.stream_id(stream_id)
         expected = _expected(expected_version)
         pending = _pending(events)
-        return self._backend.append(
-            stream_id, pending, expected, self._placement(stream_id)
-        )
+        return self._backend.append(stream_id, pending, expected, self._placement(stream_id))
 
     def delete_stream(
         self, stream_id: str, *, hard: bool = False, expected_version: ExpectedVersion = ANY

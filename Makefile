@@ -1,0 +1,44 @@
+# Two entry points: `make demo` and `make test`. Both build .venv from pyproject.toml first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck generate check-generated pytest bench bench-quick clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## demo: install and run the seed's scenario on ./evstore-demo.db
+demo: $(BIN)/.installed
+	$(BIN)/evstore demo
+
+## test: install, then lint, type-check, check generated code, run the whole test suite
+test: $(BIN)/.installed lint typecheck check-generated pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests tools benchmarks
+	$(BIN)/ruff format --check src tests tools benchmarks
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+generate: $(BIN)/.installed
+	$(BIN)/python tools/async_to_sync.py
+
+check-generated: $(BIN)/.installed
+	$(BIN)/python tools/async_to_sync.py --check
+
+pytest: $(BIN)/.installed
+	$(BIN)/pytest tests -q
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(BIN)/.installed
+	$(BIN)/python -m benchmarks --quick
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache evstore-demo.db*

@@ -1,0 +1,202 @@
+"""Contract: subscriptions - catch-up to live hand-over, checkpoints, errors, filters."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+import evstore
+from evstore.testing._base import ContractBase, batch, eventually, new, unique
+from evstore.testing._factory import StoreFactory
+
+
+class _Collector:
+    """A handler that records what it is given, optionally failing on one event."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.events: list[evstore.RecordedEvent] = []
+        self.fail_on = fail_on
+        self.lock = threading.Lock()
+
+    def __call__(self, event: evstore.RecordedEvent) -> None:
+        if self.fail_on is not None and event.data.get("i") == self.fail_on:
+            raise RuntimeError(f"handler refuses event {self.fail_on}")
+        with self.lock:
+            self.events.append(event)
+
+    @property
+    def positions(self) -> list[int]:
+        with self.lock:
+            return [e.position for e in self.events]
+
+
+class SubscriptionContract(ContractBase):
+    """Catch-up then live, in position order, with no gap and no duplicate."""
+
+    def test_catch_up_then_live_with_appends_racing_the_hand_over(
+        self, store: evstore.EventStore
+    ) -> None:
+        for _ in range(20):
+            store.append(unique(), batch(5))
+        stop = threading.Event()
+
+        def writer() -> None:
+            for _ in range(40):
+                if stop.is_set():
+                    return
+                store.append(unique(), batch(3))
+
+        collector = _Collector()
+        racer = threading.Thread(target=writer)
+        racer.start()
+        with store.subscribe(collector, batch_size=7) as sub:
+            racer.join()
+            expected = [e.position for e in store.read_all()]
+            assert len(expected) == 100 + 120
+            eventually(lambda: len(collector.positions) >= len(expected))
+            store.append(unique(), batch(2))  # live, after the hand-over
+            eventually(lambda: len(collector.positions) >= len(expected) + 2)
+            assert sub.position == store.head_position()
+            assert sub.running
+        stop.set()
+        assert collector.positions == [e.position for e in store.read_all()]
+        assert not sub.running
+
+    def test_from_end_delivers_only_new_events(self, store: evstore.EventStore) -> None:
+        store.append(unique(), batch(3))
+        collector = _Collector()
+        with store.subscribe(collector, from_position="end") as sub:
+            sub.wait_caught_up(10)
+            result = store.append(unique(), batch(2))
+            eventually(lambda: len(collector.positions) == 2)
+        assert collector.positions == list(result.positions)
+
+    def test_from_position_starts_strictly_after_it(self, store: evstore.EventStore) -> None:
+        positions = store.append(unique(), batch(5)).positions
+        collector = _Collector()
+        with store.subscribe(collector, from_position=positions[1]):
+            eventually(lambda: len(collector.positions) == 3)
+        assert collector.positions == list(positions[2:])
+
+    def test_named_subscription_resumes_after_its_checkpoint(
+        self, store_factory: StoreFactory
+    ) -> None:
+        with store_factory.connect() as store:
+            first = store.append(unique(), batch(4)).positions
+            collector = _Collector()
+            with store.subscribe(collector, name="projector", batch_size=2):
+                eventually(lambda: len(collector.positions) == 4)
+            second = store.append(unique(), batch(3)).positions
+        with store_factory.connect() as reopened:
+            again = _Collector()
+            with reopened.subscribe(again, name="projector", from_position=0) as sub:
+                eventually(lambda: len(again.positions) == 3)
+                assert sub.position == second[-1]
+            other = _Collector()
+            with reopened.subscribe(other, name="another"):
+                eventually(lambda: len(other.positions) == 7)
+        assert collector.positions == list(first)
+        assert again.positions == list(second)
+
+    def test_handler_error_stops_and_surfaces_without_skipping(
+        self, store: evstore.EventStore
+    ) -> None:
+        positions = store.append(unique(), batch(6)).positions
+        failing = _Collector(fail_on=3)
+        sub = store.subscribe(failing, name="fragile", batch_size=10)
+        with pytest.raises(RuntimeError, match="refuses event 3"):
+            sub.wait(10)
+        assert not sub.running
+        assert isinstance(sub.error, RuntimeError)
+        assert failing.positions == list(positions[:3])
+        assert sub.position == positions[2]
+        with pytest.raises(RuntimeError):
+            sub.stop()
+        # The failed event was not skipped: a new subscription starts at it.
+        fixed = _Collector()
+        with store.subscribe(fixed, name="fragile"):
+            eventually(lambda: len(fixed.positions) == 3)
+        assert fixed.positions == list(positions[3:])
+
+    def test_filters_apply_to_subscriptions(self, store: evstore.EventStore) -> None:
+        store.append("user-1", [new("A"), new("B")])
+        store.append("order-1", [new("A"), new("B")])
+        store.append("user-2", [new("B")])
+        by_type, by_category = _Collector(), _Collector()
+        with store.subscribe(by_type, types=["B"]), store.subscribe(by_category, category="user"):
+            eventually(lambda: len(by_type.positions) == 3 and len(by_category.positions) == 3)
+            store.append("user-3", [new("A")])
+            eventually(lambda: len(by_category.positions) == 4)
+        assert [e.type for e in by_type.events] == ["B", "B", "B"]
+        assert {e.stream_id for e in by_category.events} == {"user-1", "user-2", "user-3"}
+
+    def test_filtered_named_subscription_checkpoints_past_unwanted_events(
+        self, store: evstore.EventStore
+    ) -> None:
+        store.append(unique(), [new("Wanted")])
+        last = store.append(unique(), batch(5, "Unwanted")).last_position
+        collector = _Collector()
+        with store.subscribe(collector, name="picky", types=["Wanted"]) as sub:
+            eventually(lambda: sub.position == last)
+        assert len(collector.positions) == 1
+
+    def test_partitioned_subscriptions_see_every_event_exactly_once(
+        self, store: evstore.EventStore
+    ) -> None:
+        for i in range(30):
+            store.append(f"acct-{i}", batch(2))
+        collectors = [_Collector() for _ in range(4)]
+        subs = [store.subscribe(c, partition=(i, 4)) for i, c in enumerate(collectors)]
+        try:
+            for i in range(30, 40):
+                store.append(f"acct-{i}", batch(2))
+            eventually(lambda: sum(len(c.positions) for c in collectors) >= 80)
+        finally:
+            for s in subs:
+                s.stop()
+        seen = sorted(p for c in collectors for p in c.positions)
+        assert seen == [e.position for e in store.read_all()]
+        for c in collectors:
+            assert c.positions == sorted(c.positions)
+            streams = {e.stream_id for e in c.events}
+            assert all(
+                s not in {e.stream_id for o in collectors if o is not c for e in o.events}
+                for s in streams
+            )
+
+    def test_lag_and_position_report_progress(self, store: evstore.EventStore) -> None:
+        last = store.append(unique(), batch(10)).last_position
+        entered, gate = threading.Event(), threading.Event()
+
+        def slow(event: evstore.RecordedEvent) -> None:
+            entered.set()
+            gate.wait(10)
+
+        sub = store.subscribe(slow, batch_size=1)
+        try:
+            assert entered.wait(10)
+            assert sub.position == 0
+            assert sub.lag > 0
+            gate.set()
+            eventually(lambda: sub.position == last)
+            assert sub.lag == 0
+        finally:
+            gate.set()
+            sub.stop()
+
+    def test_bad_subscribe_arguments_raise_invalid_input(self, store: evstore.EventStore) -> None:
+        bad: tuple[dict[str, Any], ...] = (
+            {"from_position": -1},
+            {"from_position": "start"},
+            {"batch_size": 0},
+            {"name": ""},
+            {"partition": (1, 1)},
+            {"types": []},
+        )
+        for kwargs in bad:
+            with pytest.raises(evstore.InvalidInput):
+                store.subscribe(lambda e: None, **kwargs)
+        with pytest.raises(evstore.InvalidInput):
+            store.subscribe("not callable")  # type: ignore[arg-type]
