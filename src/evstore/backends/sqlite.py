@@ -115,6 +115,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 
+def _statements(script: str) -> list[str]:
+    """Split a schema script into statements (it holds no ';' inside a statement)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
 def _to_us(value: datetime) -> int:
     return (value - _EPOCH) // _US
 
@@ -235,19 +241,20 @@ class SQLiteBackend:
 
     def _create_schema(self, db: sqlite3.Connection) -> None:
         db.execute("PRAGMA journal_mode=WAL")
+        # Statement by statement inside one BEGIN IMMEDIATE: executescript() would commit
+        # first and drop the lock, letting two processes create the same tables.
         db.execute("BEGIN IMMEDIATE")
         (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version == 0:
-            db.executescript(
-                "BEGIN;" + _SCHEMA + _SCHEMA_2 + f"PRAGMA user_version={SCHEMA_VERSION};"
-            )
-        elif version == 1:
-            db.executescript("BEGIN;" + _SCHEMA_2 + f"PRAGMA user_version={SCHEMA_VERSION};")
-        elif version > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise BackendUnavailable(
                 f"{self._path} has schema version {version}, newer than this evstore "
                 f"({SCHEMA_VERSION}); upgrade evstore"
             )
+        migrations = {0: _SCHEMA + _SCHEMA_2, 1: _SCHEMA_2}
+        if version in migrations:
+            for statement in _statements(migrations[version]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
 
     # -- streams ---------------------------------------------------------------------------

@@ -1,0 +1,244 @@
+"""SQLite-specific behaviour: durability settings, locking, other processes, the URL."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import evstore
+from evstore.backends.sqlite import SQLiteBackend, parse_url
+from evstore.testing._base import batch, eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python(code: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_default_is_wal_with_synchronous_full(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    with evstore.connect(url) as store:
+        store.append("s", batch(1))
+        backend = store.backend
+        assert isinstance(backend, SQLiteBackend)
+        with backend._read() as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    with evstore.connect(url + "?synchronous=NORMAL") as store:
+        with store.backend._read() as db:  # type: ignore[attr-defined]
+            assert db.execute("PRAGMA synchronous").fetchone()[0] == 1
+
+
+def test_writer_killed_inside_the_insert_of_a_1000_event_batch_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """Deterministic variant of the contract's kill test: SIGKILL at the 500th INSERT."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    with evstore.connect(url) as store:
+        store.append("victim", batch(3))
+    proc = _python(
+        """
+        import os, signal, sys
+        import evstore
+        from evstore.backends import sqlite as backend
+
+        original = backend.SQLiteBackend._open
+        count = 0
+
+        def trace(statement):
+            global count
+            if statement.startswith("INSERT INTO events"):
+                count += 1
+                if count == 500:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        def traced_open(self):
+            db = original(self)
+            db.set_trace_callback(trace)
+            return db
+
+        backend.SQLiteBackend._open = traced_open
+        with evstore.connect(sys.argv[1]) as store:
+            store.append("victim", [evstore.NewEvent("Bulk", {"i": i}) for i in range(1000)])
+        print("not killed")
+        """,
+        url,
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -9, (out, err)
+    with evstore.connect(url) as store:
+        assert store.stream_version("victim") == 3
+        assert len(store.read_all()) == 3
+        assert store.append("victim", batch(1), expected_version=3).version == 4
+
+
+def test_busy_writer_waits_instead_of_failing(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    with evstore.connect(f"sqlite:///{path}") as store:
+        blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.5, blocker.rollback).start()
+        started = time.monotonic()
+        assert store.append("s", batch(1)).version == 1
+        assert time.monotonic() - started >= 0.3
+        blocker.close()
+
+
+def test_lock_held_past_busy_timeout_raises_backend_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    with evstore.connect(f"sqlite:///{path}?busy_timeout=0.2") as store:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(evstore.BackendUnavailable, match="locked"):
+                store.append("s", batch(1))
+        finally:
+            blocker.rollback()
+            blocker.close()
+        assert store.append("s", batch(1)).version == 1
+
+
+def test_many_threads_on_many_streams_never_see_database_is_locked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'threads.db'}"
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            with evstore.connect(url) as s:
+                for i in range(40):
+                    s.append(f"t{n}-{i % 5}", batch(2))
+                    s.read_all(limit=10)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with evstore.connect(url) as s:
+        positions = [e.position for e in s.read_all()]
+        assert len(positions) == 8 * 40 * 2
+        assert positions == sorted(set(positions))
+
+
+def test_subscription_sees_appends_from_another_process(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'xproc.db'}"
+    with evstore.connect(url) as store:
+        seen: list[int] = []
+        with store.subscribe(lambda e: seen.append(e.data["i"]), from_position="end") as sub:
+            sub.wait_caught_up(10)
+            proc = _python(
+                """
+                import sys, evstore
+                with evstore.connect(sys.argv[1]) as s:
+                    s.append("remote", [evstore.NewEvent("T", {"i": i}) for i in range(3)])
+                """,
+                url,
+            )
+            assert proc.wait(60) == 0
+            eventually(lambda: len(seen) == 3)
+        assert seen == [0, 1, 2]
+
+
+def test_processes_creating_the_schema_at_once_all_succeed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    procs = [
+        _python(
+            """
+            import sys, evstore
+            with evstore.connect(sys.argv[1]) as s:
+                s.append("p", [evstore.NewEvent("T", {})])
+            """,
+            url,
+        )
+        for _ in range(4)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    with evstore.connect(url) as s:
+        assert s.stream_version("p") == 4
+
+
+def test_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with evstore.connect(f"sqlite:///{path}"):
+        pass
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 999")
+    db.close()
+    with pytest.raises(evstore.BackendUnavailable, match="upgrade evstore"):
+        evstore.connect(f"sqlite:///{path}")
+
+
+def test_not_a_database_is_backend_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(evstore.BackendUnavailable):
+        evstore.connect(f"sqlite:///{path}")
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///rel.db", "rel.db"),
+        ("sqlite:///dir/rel.db", "dir/rel.db"),
+        ("sqlite:////abs/x.db", "/abs/x.db"),
+        ("sqlite://", "evstore.db"),
+        ("sqlite:///", "evstore.db"),
+    ],
+)
+def test_url_paths(url: str, path: str) -> None:
+    assert parse_url(url)[0] == path
+
+
+def test_bad_urls_and_options_are_invalid_input(tmp_path: Path) -> None:
+    for url in ("sqlite://host/x.db", "sqlite:///:memory:", "nosuch://x", "plain-path.db"):
+        with pytest.raises(evstore.InvalidInput):
+            evstore.connect(url)
+    with pytest.raises(evstore.InvalidInput, match="unknown SQLite options"):
+        evstore.connect(f"sqlite:///{tmp_path / 'o.db'}?journal=off")
+    with pytest.raises(evstore.InvalidInput):
+        evstore.connect(f"sqlite:///{tmp_path / 'o.db'}?synchronous=SOMETIMES")
+    with pytest.raises(evstore.InvalidInput):
+        evstore.connect(None, page_size=0)  # type: ignore[arg-type]
+
+
+def test_default_url_is_evstore_db_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EVSTORE_URL", raising=False)
+    with evstore.connect() as store:
+        store.append("s", batch(1))
+    assert (tmp_path / "evstore.db").exists()
+    monkeypatch.setenv("EVSTORE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    with evstore.connect() as store:
+        store.append("s", batch(1))
+    assert (tmp_path / "env.db").exists()
+
+
+def test_closed_store_refuses_work(tmp_path: Path) -> None:
+    store = evstore.connect(f"sqlite:///{tmp_path / 'c.db'}")
+    store.close()
+    store.close()
+    with pytest.raises(evstore.BackendUnavailable, match="closed"):
+        store.append("s", batch(1))
