@@ -40,9 +40,11 @@ def test_default_is_wal_with_synchronous_full(tmp_path: Path) -> None:
         with backend._read() as db:
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    with evstore.connect(url + "?synchronous=NORMAL") as store:
-        with store.backend._read() as db:  # type: ignore[attr-defined]
-            assert db.execute("PRAGMA synchronous").fetchone()[0] == 1
+    with (
+        evstore.connect(url + "?synchronous=NORMAL") as store,
+        store.backend._read() as db,  # type: ignore[attr-defined]
+    ):
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 1
 
 
 def test_writer_killed_inside_the_insert_of_a_1000_event_batch_leaves_nothing(
@@ -172,7 +174,7 @@ def test_processes_creating_the_schema_at_once_all_succeed(tmp_path: Path) -> No
         for _ in range(4)
     ]
     for p in procs:
-        out, err = p.communicate(timeout=60)
+        _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
     with evstore.connect(url) as s:
         assert s.stream_version("p") == 4

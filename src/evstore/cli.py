@@ -12,9 +12,11 @@ Every command but ``demo`` takes ``--url`` (default ``$EVSTORE_URL``, else ./evs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -133,17 +135,14 @@ def migrate(url: str | None) -> None:
         console.print(f"schema ready: {store.stats()['events']} events")
 
 
-class _errors:
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
     """Print evstore errors as one red line and exit 1, instead of a traceback."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if isinstance(exc, evstore.EvstoreError):
-            console.print(f"[red]{type(exc).__name__}: {exc}[/]")
-            raise SystemExit(1)
-        return False
+    try:
+        yield
+    except evstore.EvstoreError as e:
+        console.print(f"[red]{type(e).__name__}: {e}[/]")
+        raise SystemExit(1) from e
 
 
 if __name__ == "__main__":
