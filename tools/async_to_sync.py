@@ -42,6 +42,9 @@ NAMES = {
     "_aio": "_sio",
     "_async": "_sync",
     "connect_async": "connect",
+    "AsyncPostgresBackend": "PostgresBackend",
+    "AsyncConnectionPool": "ConnectionPool",  # psycopg_pool
+    "AsyncConnection": "Connection",  # psycopg
 }
 _WORDS = re.compile(r"\b(" + "|".join(re.escape(n) for n in NAMES) + r")\b")
 
