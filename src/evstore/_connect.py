@@ -24,7 +24,7 @@ BACKENDS = {
     "nats": "evstore.backends.nats",
 }
 
-STORE_OPTIONS = ("category_separator", "page_size", "poll_interval")
+STORE_OPTIONS = ("category_separator", "page_size", "poll_interval", "partitioning", "tenant")
 
 
 def _module(url: str | None) -> tuple[str, Any]:
@@ -56,8 +56,11 @@ def connect(url: str | None = None, **options: Any) -> EventStore:
 
     ``memory://``, ``sqlite:///path.db`` (the default: ``./evstore.db``, or ``$EVSTORE_URL``),
     ``postgresql://...``, ``mongodb://...``, ``nats://...``. Store options:
-    ``category_separator`` (default ``"-"``), ``page_size``, ``poll_interval``; the rest go
-    to the backend.
+    ``category_separator`` (default ``"-"``), ``page_size``, ``poll_interval``,
+    ``partitioning`` (a strategy from :mod:`evstore.partitioning` giving each stream its
+    partition key) and ``tenant`` (a store that only reads and writes that tenant's streams,
+    ``{tenant}_...``; any other stream id raises ``InvalidInput``); the rest go to the
+    backend.
     """
     url, module = _module(url)
     store_options, backend_options = _split(dict(options))

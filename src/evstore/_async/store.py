@@ -33,6 +33,7 @@ from evstore._types import (
     _ExpectedVersionMode,
 )
 from evstore.errors import InvalidInput
+from evstore.partitioning import Partitioning, TenantPartitioning
 
 DEFAULT_PAGE_SIZE = 1000
 
@@ -88,6 +89,8 @@ class AsyncEventStore:
         category_separator: str = "-",
         page_size: int = DEFAULT_PAGE_SIZE,
         poll_interval: float = 0.05,
+        partitioning: Partitioning | None = None,
+        tenant: str | None = None,
     ) -> None:
         if not isinstance(category_separator, str) or not category_separator:
             raise InvalidInput("category_separator must be a non-empty str")
@@ -98,6 +101,7 @@ class AsyncEventStore:
             raise InvalidInput(f"poll_interval must be a positive number, got {poll_interval!r}")
         self._poll_interval = float(poll_interval)
         self._closed = False
+        self._partitioning, self._tenant, self._prefix = _partitioning(partitioning, tenant)
 
     @property
     def backend(self) -> AsyncBackend:
@@ -108,8 +112,40 @@ class AsyncEventStore:
         """The stream's category: its id up to the first separator (``user-1`` -> ``user``)."""
         return stream_id.split(self._separator, 1)[0]
 
+    @property
+    def partitioning(self) -> Partitioning | None:
+        """The strategy that gives each stream its partition key (None: the stream id)."""
+        return self._partitioning
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant this store is limited to, or None."""
+        return self._tenant
+
     def _placement(self, stream_id: str) -> Placement:
-        return Placement(self.category_of(stream_id), stream_id, stable_hash(stream_id))
+        # The partition hash is the hash of the partition key, so every event of a stream
+        # (and of a key) falls in the same slot of subscribe(partition=(i, n)).
+        strategy = self._partitioning
+        if strategy is None:
+            return Placement(self.category_of(stream_id), stream_id, stable_hash(stream_id))
+        key = strategy.partition_key(stream_id)
+        return Placement(self.category_of(stream_id), key, strategy.partition_hash(key))
+
+    def _stream(self, stream_id: object) -> str:
+        """A valid stream id that this store may use (its tenant's, when it has one)."""
+        check.stream_id(stream_id)
+        assert isinstance(stream_id, str)
+        prefix = self._prefix
+        if prefix and (not stream_id.startswith(prefix) or len(stream_id) == len(prefix)):
+            raise InvalidInput(
+                f"stream {stream_id!r} does not belong to tenant {self._tenant!r}: this store "
+                f"was opened for that tenant and only uses stream ids starting with {prefix!r}"
+            )
+        return stream_id
+
+    def checkpoint_name(self, name: str) -> str:
+        """The stored name of a subscription's checkpoint (tenant stores prefix it)."""
+        return f"{self._prefix}{check.stream_id(name)}"
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -126,7 +162,7 @@ class AsyncEventStore:
         writes nothing. Appending the same event ids again at the same place returns the
         original result; reusing an id elsewhere raises ``DuplicateEventId``.
         """
-        check.stream_id(stream_id)
+        self._stream(stream_id)
         expected = _expected(expected_version)
         pending = _pending(events)
         return await self._backend.append(stream_id, pending, expected, self._placement(stream_id))
@@ -141,7 +177,7 @@ class AsyncEventStore:
         tombstone; the events are removed and any later read or append raises
         ``StreamDeleted``.
         """
-        check.stream_id(stream_id)
+        self._stream(stream_id)
         if not isinstance(hard, bool):
             raise InvalidInput(f"hard must be a bool, got {hard!r}")
         await self._backend.delete_stream(stream_id, hard, _expected(expected_version))
@@ -179,7 +215,7 @@ class AsyncEventStore:
         backwards: bool = False,
     ) -> AsyncIterator[RecordedEvent]:
         """Like :meth:`get_events`, read in pages: memory stays bounded for any stream size."""
-        check.stream_id(stream_id)
+        self._stream(stream_id)
         low = check.non_negative_int(from_version, "from_version")
         high = None if to_version is None else check.non_negative_int(to_version, "to_version")
         remaining = check.optional_positive_int(limit, "limit")
@@ -201,7 +237,7 @@ class AsyncEventStore:
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: its last event's version, 0 if it has none."""
-        return await self._backend.stream_version(check.stream_id(stream_id))
+        return await self._backend.stream_version(self._stream(stream_id))
 
     # -- reading the global log ------------------------------------------------------------
 
@@ -212,6 +248,7 @@ class AsyncEventStore:
             types=check.types_filter(types),
             category=category,  # type: ignore[arg-type]
             partition=check.partition(partition),
+            stream_prefix=self._prefix or None,
         )
 
     async def read_all(
@@ -267,7 +304,7 @@ class AsyncEventStore:
 
     async def get_snapshot(self, stream_id: str) -> Snapshot | None:
         """The latest snapshot saved for a stream, or None."""
-        record = await self._backend.get_snapshot(check.stream_id(stream_id))
+        record = await self._backend.get_snapshot(self._stream(stream_id))
         if record is None:
             return None
         return Snapshot(
@@ -285,6 +322,7 @@ class AsyncEventStore:
         """
         if not isinstance(snapshot, Snapshot):
             raise InvalidInput(f"snapshot must be a Snapshot, got {type(snapshot).__name__}")
+        self._stream(snapshot.stream_id)
         current = await self._backend.stream_version(snapshot.stream_id)
         if snapshot.version > current:
             raise InvalidInput(
@@ -327,7 +365,7 @@ class AsyncEventStore:
         if from_position != "end":
             check.non_negative_int(from_position, "from_position")
         if name is not None:
-            check.stream_id(name)
+            name = self.checkpoint_name(name)
         subscription = AsyncSubscription(
             self,
             handler,
@@ -348,7 +386,13 @@ class AsyncEventStore:
         """Streams in id order (with version and state), starting after the id ``after``."""
         if after is not None:
             check.stream_id(after)
-        return await self._backend.list_streams(after, check.positive_int(limit, "limit"))
+        limit = check.positive_int(limit, "limit")
+        prefix = self._prefix
+        if not prefix:
+            return await self._backend.list_streams(after, limit)
+        # A tenant's ids are contiguous in id order: start at its prefix, stop past it.
+        found = await self._backend.list_streams(max(after or "", prefix), limit)
+        return [s for s in found if s.stream_id.startswith(prefix)]
 
     async def stats(self) -> dict[str, int]:
         """Counts for operators: events, streams, snapshots, checkpoints, head position."""
@@ -370,3 +414,23 @@ class AsyncEventStore:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _partitioning(
+    partitioning: object, tenant: object
+) -> tuple[Partitioning | None, str | None, str]:
+    """Check the store's partitioning options: (strategy, tenant, tenant's id prefix)."""
+    if partitioning is not None and not isinstance(partitioning, Partitioning):
+        raise InvalidInput(
+            "partitioning must be a strategy with partition_key() and partition_hash(), "
+            f"such as TenantPartitioning(); got {partitioning!r}"
+        )
+    if tenant is None:
+        return partitioning, None, ""
+    if not isinstance(tenant, str):
+        raise InvalidInput(f"tenant must be a str, got {type(tenant).__name__}: {tenant!r}")
+    if partitioning is None:
+        partitioning = TenantPartitioning()
+    if not isinstance(partitioning, TenantPartitioning):
+        raise InvalidInput(f"tenant= needs TenantPartitioning, not {partitioning!r}")
+    return partitioning, tenant, partitioning.prefix(tenant)

@@ -154,8 +154,8 @@ class TransactionalBackend(Backend, Protocol):
         2. Compare-and-set: if it is not equal to ``expected``, roll back and return
            ``False`` without calling ``work`` (another instance moved it).
         3. Call ``work(tx)`` with the transaction's native handle - the driver connection
-           with the transaction open (``sqlite3.Connection``; ``psycopg.AsyncConnection``
-           for an asyncio backend, ``psycopg.Connection`` for a sync one) - so the caller's
+           with the transaction open (``sqlite3.Connection``; for PostgreSQL the psycopg
+           connection, the asyncio one in an asyncio backend) - so the caller's
            read-model statements commit or roll back together with the checkpoint. If
            ``work`` returns an awaitable, await it inside the transaction. ``work`` must not
            commit, roll back or close ``tx``.
