@@ -13,10 +13,12 @@ and NATS JetStream, behind one API (sync and asyncio)::
             print(event.version, event.type, event.data)
 """
 
+from evstore._async.repository import AsyncRepository
 from evstore._async.store import AsyncEventStore
 from evstore._async.subscription import AsyncSubscription
 from evstore._connect import connect, connect_async
 from evstore._spi import StreamSummary
+from evstore._sync.repository import Repository
 from evstore._sync.store import EventStore
 from evstore._sync.subscription import Subscription
 from evstore._types import (
@@ -28,6 +30,8 @@ from evstore._types import (
     RecordedEvent,
     Snapshot,
 )
+from evstore.aggregate import Aggregate, applies
+from evstore.cache import CacheStats, LRUCache
 from evstore.errors import (
     BackendUnavailable,
     ConcurrencyError,
@@ -39,29 +43,47 @@ from evstore.errors import (
     StreamNotFound,
     UnknownEventType,
 )
+from evstore.partitioning import (
+    HashPartitioning,
+    Partitioning,
+    TemporalPartitioning,
+    TenantPartitioning,
+)
+from evstore.registry import EventRegistry
 
 __all__ = [
     "ANY",
     "NO_STREAM",
     "STREAM_EXISTS",
+    "Aggregate",
     "AppendResult",
     "AsyncEventStore",
+    "AsyncRepository",
     "AsyncSubscription",
     "BackendUnavailable",
+    "CacheStats",
     "ConcurrencyError",
     "DuplicateEventId",
+    "EventRegistry",
     "EventStore",
     "EvstoreError",
+    "HashPartitioning",
     "InvalidInput",
+    "LRUCache",
     "NewEvent",
+    "Partitioning",
     "RecordedEvent",
+    "Repository",
     "SerializationError",
     "Snapshot",
     "StreamDeleted",
     "StreamNotFound",
     "StreamSummary",
     "Subscription",
+    "TemporalPartitioning",
+    "TenantPartitioning",
     "UnknownEventType",
+    "applies",
     "connect",
     "connect_async",
 ]
