@@ -99,7 +99,8 @@ class ConcurrencyContract(ContractBase):
             t.start()
         for t in threads:
             t.join()
-        assert errors == []
+        if errors:
+            raise errors[0]
         with store_factory.connect() as s:
             _assert_dense_stream(s, sid, WRITERS * PER_WRITER)
 
