@@ -18,9 +18,11 @@ demo: $(BIN)/.installed
 ## test: install, then lint, type-check, check generated code, run the whole test suite
 test: $(BIN)/.installed lint typecheck check-generated pytest
 
+LINTED := src tests tools $(wildcard benchmarks)
+
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests tools benchmarks
-	$(BIN)/ruff format --check src tests tools benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
