@@ -13,11 +13,13 @@ and NATS JetStream, behind one API (sync and asyncio)::
             print(event.version, event.type, event.data)
 """
 
+from evstore._async.projection import AsyncProjection
 from evstore._async.repository import AsyncRepository
 from evstore._async.store import AsyncEventStore
 from evstore._async.subscription import AsyncSubscription
 from evstore._connect import connect, connect_async
-from evstore._spi import StreamSummary
+from evstore._spi import DeadLetter, StreamSummary
+from evstore._sync.projection import Projection
 from evstore._sync.repository import Repository
 from evstore._sync.store import EventStore
 from evstore._sync.subscription import Subscription
@@ -58,11 +60,13 @@ __all__ = [
     "Aggregate",
     "AppendResult",
     "AsyncEventStore",
+    "AsyncProjection",
     "AsyncRepository",
     "AsyncSubscription",
     "BackendUnavailable",
     "CacheStats",
     "ConcurrencyError",
+    "DeadLetter",
     "DuplicateEventId",
     "EventRegistry",
     "EventStore",
@@ -72,6 +76,7 @@ __all__ = [
     "LRUCache",
     "NewEvent",
     "Partitioning",
+    "Projection",
     "RecordedEvent",
     "Repository",
     "SerializationError",
