@@ -220,8 +220,6 @@ def test_bad_urls_and_options_are_invalid_input(tmp_path: Path) -> None:
         evstore.connect(f"sqlite:///{tmp_path / 'o.db'}?journal=off")
     with pytest.raises(evstore.InvalidInput):
         evstore.connect(f"sqlite:///{tmp_path / 'o.db'}?synchronous=SOMETIMES")
-    with pytest.raises(evstore.InvalidInput):
-        evstore.connect(None, page_size=0)  # type: ignore[arg-type]
 
 
 def test_default_url_is_evstore_db_in_the_working_directory(
@@ -244,3 +242,19 @@ def test_closed_store_refuses_work(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(evstore.BackendUnavailable, match="closed"):
         store.append("s", batch(1))
+
+
+def test_bad_store_option_creates_no_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "never.db"
+    for bad in (
+        {"page_size": 0},
+        {"poll_interval": -1},
+        {"category_separator": ""},
+        {"tenant": 5},
+        {"partitioning": "hash"},
+    ):
+        with pytest.raises(evstore.InvalidInput):
+            evstore.connect(f"sqlite:///{path}", **bad)
+        with pytest.raises(evstore.InvalidInput):
+            evstore.connect_async(f"sqlite:///{path}", **bad)
+    assert not path.exists()

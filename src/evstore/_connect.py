@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from evstore._async.store import AsyncEventStore
+from evstore._settings import StoreSettings
 from evstore._sync.store import EventStore
 from evstore.errors import InvalidInput
 
@@ -46,9 +47,10 @@ def _module(url: str | None) -> tuple[str, Any]:
     return url, module
 
 
-def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _split(options: dict[str, Any]) -> tuple[StoreSettings, dict[str, Any]]:
+    """Validate the store's own options first: a bad one must not open (create) a database."""
     store = {k: options.pop(k) for k in STORE_OPTIONS if k in options}
-    return store, options
+    return StoreSettings(**store), options
 
 
 def connect(url: str | None = None, **options: Any) -> EventStore:
@@ -64,7 +66,7 @@ def connect(url: str | None = None, **options: Any) -> EventStore:
     """
     url, module = _module(url)
     store_options, backend_options = _split(dict(options))
-    return EventStore(module.open_backend(url, **backend_options), **store_options)
+    return EventStore(module.open_backend(url, **backend_options), settings=store_options)
 
 
 def connect_async(url: str | None = None, **options: Any) -> AsyncEventStore:
@@ -78,4 +80,4 @@ def connect_async(url: str | None = None, **options: Any) -> AsyncEventStore:
         backend: Any = ThreadedBackend(module.open_backend(url, **backend_options))
     else:
         backend = opener(url, **backend_options)
-    return AsyncEventStore(backend, **store_options)
+    return AsyncEventStore(backend, settings=store_options)

@@ -17,6 +17,7 @@ from evstore import _validation as check
 from evstore._sync.backend import Backend
 from evstore._sync.subscription import Subscription
 from evstore._codec import record_to_event
+from evstore._settings import StoreSettings
 from evstore._spi import (
     LogFilter,
     PendingEvent,
@@ -35,9 +36,7 @@ from evstore._types import (
     _ExpectedVersionMode,
 )
 from evstore.errors import InvalidInput
-from evstore.partitioning import Partitioning, TenantPartitioning
-
-DEFAULT_PAGE_SIZE = 1000
+from evstore.partitioning import Partitioning
 
 
 def _expected(value: object) -> ExpectedVersion:
@@ -84,26 +83,17 @@ class EventStore:
     ``async with``.
     """
 
-    def __init__(
-        self,
-        backend: Backend,
-        *,
-        category_separator: str = "-",
-        page_size: int = DEFAULT_PAGE_SIZE,
-        poll_interval: float = 0.05,
-        partitioning: Partitioning | None = None,
-        tenant: str | None = None,
-    ) -> None:
-        if not isinstance(category_separator, str) or not category_separator:
-            raise InvalidInput("category_separator must be a non-empty str")
+    def __init__(self, backend: Backend, **options: Any) -> None:
+        settings = options.pop("settings", None) or StoreSettings(**options)
         self._backend = backend
-        self._separator = category_separator
-        self._page_size = check.positive_int(page_size, "page_size")
-        if not isinstance(poll_interval, int | float) or poll_interval <= 0:
-            raise InvalidInput(f"poll_interval must be a positive number, got {poll_interval!r}")
-        self._poll_interval = float(poll_interval)
+        self._settings = settings
+        self._separator = settings.category_separator
+        self._page_size = settings.page_size
+        self._poll_interval = settings.poll_interval
+        self._partitioning = settings.partitioning
+        self._tenant = settings.tenant
+        self._prefix = settings.tenant_prefix
         self._closed = False
-        self._partitioning, self._tenant, self._prefix = _partitioning(partitioning, tenant)
 
     @property
     def backend(self) -> Backend:
@@ -416,23 +406,3 @@ class EventStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _partitioning(
-    partitioning: object, tenant: object
-) -> tuple[Partitioning | None, str | None, str]:
-    """Check the store's partitioning options: (strategy, tenant, tenant's id prefix)."""
-    if partitioning is not None and not isinstance(partitioning, Partitioning):
-        raise InvalidInput(
-            "partitioning must be a strategy with partition_key() and partition_hash(), "
-            f"such as TenantPartitioning(); got {partitioning!r}"
-        )
-    if tenant is None:
-        return partitioning, None, ""
-    if not isinstance(tenant, str):
-        raise InvalidInput(f"tenant must be a str, got {type(tenant).__name__}: {tenant!r}")
-    if partitioning is None:
-        partitioning = TenantPartitioning()
-    if not isinstance(partitioning, TenantPartitioning):
-        raise InvalidInput(f"tenant= needs TenantPartitioning, not {partitioning!r}")
-    return partitioning, tenant, partitioning.prefix(tenant)
