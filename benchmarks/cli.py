@@ -1,0 +1,141 @@
+"""The command line: run the workloads interleaved, then write JSON, markdown and charts."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import impl_eventsourcing, impl_evstore, impl_raw, report
+from benchmarks._common import Database, NotApplicable, Sizes, fresh_database
+from benchmarks.workloads import WORKLOADS, Workload
+
+IMPLEMENTATIONS: dict[str, Callable[[Database], Any]] = {
+    "evstore": impl_evstore.Impl,
+    "eventsourcing": impl_eventsourcing.Impl,
+    "raw": impl_raw.Impl,
+}
+QUICK_SCALE = 0.1
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="evstore vs eventsourcing 9.5.6 vs the raw drivers, on SQLite and PostgreSQL.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="every workload at a tenth of its size"
+    )
+    parser.add_argument("--scale", type=float, default=None, help="size factor (overrides --quick)")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated")
+    parser.add_argument("--only", default=None, help="workloads to run, e.g. W1,W3")
+    parser.add_argument("--impls", default=",".join(IMPLEMENTATIONS), help="comma-separated")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions (fresh databases each)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: docs/ for a full run, build/benchmarks-quick/ otherwise)",
+    )
+    parser.add_argument("--tmpdir", default=None, help="where the SQLite files go")
+    parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    args = parser.parse_args(argv)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    for backend in args.backends:
+        if backend not in ("sqlite", "postgresql"):
+            parser.error(f"unknown backend {backend!r}: use sqlite, postgresql")
+    known = {w.id for w in WORKLOADS}
+    args.only = None if args.only is None else [w.strip().upper() for w in args.only.split(",")]
+    for w in args.only or ():
+        if w not in known:
+            parser.error(f"unknown workload {w!r}: use {', '.join(sorted(known))}")
+    args.impls = [i.strip() for i in args.impls.split(",") if i.strip()]
+    for impl in args.impls:
+        if impl not in IMPLEMENTATIONS:
+            parser.error(f"unknown implementation {impl!r}: use {', '.join(IMPLEMENTATIONS)}")
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
+    if args.scale is None:
+        args.scale = QUICK_SCALE if args.quick else 1.0
+    if args.out is None:
+        root = Path(__file__).resolve().parent.parent
+        args.out = str(root / ("docs" if args.scale == 1.0 else "build/benchmarks-quick"))
+    return args
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def run_one(
+    workload: Workload, backend: str, impl_name: str, sizes: Sizes, tmpdir: str | None
+) -> tuple[dict[str, float] | None, str | None, dict[str, str] | None]:
+    """(metrics, reason it did not run, settings) for one repetition on a fresh database."""
+    with fresh_database(backend, tmpdir) as db:
+        try:
+            impl = IMPLEMENTATIONS[impl_name](db)
+        except NotApplicable as e:
+            return None, str(e), None
+        try:
+            settings = impl.settings()
+            return workload.run(impl, db, sizes), None, settings
+        except NotApplicable as e:
+            return None, str(e), None
+        finally:
+            impl.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    sizes = Sizes().scaled(args.scale)
+    command = "python -m benchmarks" + (
+        " " + shlex.join(sys.argv[1:] if argv is None else argv)
+        if (sys.argv[1:] if argv is None else argv)
+        else ""
+    )
+    results = report.Results(command=command, sizes=asdict(sizes), reps=args.reps, scale=args.scale)
+    started = time.perf_counter()
+    for workload in WORKLOADS:
+        if args.only and workload.id not in args.only:
+            continue
+        results.describe(workload.id, workload.describe(sizes))
+        for backend in args.backends:
+            if backend not in workload.backends:
+                continue
+            impls = [i for i in workload.implementations if i in args.impls]
+            for rep in range(args.reps):
+                order = impls[rep % len(impls) :] + impls[: rep % len(impls)]
+                for impl_name in order:
+                    if results.not_applicable(workload.id, backend, impl_name):
+                        continue
+                    label = f"{workload.id} {backend} {impl_name} rep {rep + 1}/{args.reps}"
+                    try:
+                        metrics, reason, settings = run_one(
+                            workload, backend, impl_name, sizes, args.tmpdir
+                        )
+                    except Exception as e:
+                        log(f"{label}: ERROR {e!r}")
+                        traceback.print_exc()
+                        results.error(workload.id, backend, impl_name, f"{type(e).__name__}: {e}")
+                        continue
+                    if metrics is None:
+                        log(f"{label}: n/a ({reason})")
+                        results.skip(workload.id, backend, impl_name, reason or "")
+                        continue
+                    results.add(workload.id, backend, impl_name, rep, metrics, settings or {})
+                    log(label + ": " + ", ".join(f"{k} {v:,.2f}" for k, v in metrics.items()))
+    results.elapsed = time.perf_counter() - started
+    out = Path(args.out)
+    written = report.write(results, out, charts=not args.no_charts)
+    for path in written:
+        log(f"wrote {path}")
+    if results.errors:
+        log(f"{len(results.errors)} run(s) failed; see the report")
+        return 1
+    return 0

@@ -1,0 +1,289 @@
+"""The workloads W1-W8: each times one implementation on one fresh database.
+
+A workload function gets an open implementation and the sizes, does its untimed set-up
+(populating what is to be read), times only the operation under test with
+``time.perf_counter`` and returns ``{metric: value}``.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import Database, NotApplicable, Sizes, new_ids, payloads
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT = 30.0  # seconds to wait for one delivery before calling the run broken
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    gc.collect()
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def w1(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+    n = sizes.w1_streams
+    ids, datas = new_ids(n), payloads(n)
+    _, seconds = _timed(lambda: impl.append_new_streams(ids, datas))
+    return {"events/s": n / seconds}
+
+
+def w2(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+    size = sizes.w2_batch_size
+    batches = [payloads(size, b * size) for b in range(sizes.w2_batches)]
+    (ident,) = new_ids(1)
+    _, seconds = _timed(lambda: impl.append_batches(ident, batches))
+    return {"events/s": size * len(batches) / seconds}
+
+
+def w3(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+    n = sizes.w3_events
+    (ident,) = new_ids(1)
+    impl.populate(ident, n)
+    count, seconds = _timed(lambda: impl.read_stream(ident))
+    if count != n:
+        raise AssertionError(f"read {count} events of {n}")
+    return {"events/s": n / seconds}
+
+
+def w4(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+    streams = sizes.w4_streams
+    per_stream = max(1, sizes.w4_events // streams)
+    for k, ident in enumerate(new_ids(streams)):
+        impl.populate(ident, per_stream, k * per_stream)
+    count, seconds = _timed(lambda: impl.read_log(sizes.w4_page))
+    if count != streams * per_stream:
+        raise AssertionError(f"read {count} events of {streams * per_stream}")
+    return {"events/s": count / seconds}
+
+
+def w5(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+    n, per_thread = sizes.w5_threads, sizes.w5_per_thread
+    ids = new_ids(n)
+    datas = [payloads(per_thread, k * per_thread) for k in range(n)]
+    barrier = threading.Barrier(n + 1)
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        barrier.wait()
+        try:
+            impl.append_singly(ids[k], datas[k])
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(n)]
+    for thread in threads:
+        thread.start()
+    gc.collect()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return {"events/s": n * per_thread / seconds}
+
+
+def w6(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+    gc.collect()
+    result: dict[str, float] = impl.w6(sizes.w6_aggregates, sizes.w6_loads, sizes.w6_cached_loads)
+    return result
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def _latencies(impl: Any, n: int, delivered: Callable[[int, float], int]) -> list[float]:
+    """Append n single events, one at a time; latency = handler call - append returned."""
+    (ident,) = new_ids(1)
+    out = []
+    for seq in range(n):
+        impl.append_one(ident, seq)
+        committed = time.monotonic_ns()
+        handled = delivered(seq, WAIT)
+        out.append(max(0, handled - committed) / 1e6)
+        time.sleep(0.005)  # measure an idle subscriber, not a backlog
+    return out
+
+
+def w7(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+    n = sizes.w7_events
+    seen: dict[int, int] = {}
+    cond = threading.Condition()
+
+    def on_event(seq: int) -> None:
+        now = time.monotonic_ns()
+        with cond:
+            seen[seq] = now
+            cond.notify_all()
+
+    def delivered(seq: int, timeout: float) -> int:
+        with cond:
+            if not cond.wait_for(lambda: seq in seen, timeout):
+                raise AssertionError(f"event {seq} was not delivered within {timeout}s")
+            return seen[seq]
+
+    stop = impl.start_subscriber(on_event)
+    try:
+        same = _latencies(impl, n, delivered)
+    finally:
+        stop()
+    other = _other_process_latencies(impl, db, n)
+    return {
+        "p50 ms (same process)": _percentile(same, 50),
+        "p99 ms (same process)": _percentile(same, 99),
+        "p50 ms (other process)": _percentile(other, 50),
+        "p99 ms (other process)": _percentile(other, 99),
+    }
+
+
+def _child(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._child", *args],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def _other_process_latencies(impl: Any, db: Database, n: int) -> list[float]:
+    proc = _child("subscribe", impl.name, json.dumps(asdict(db)), str(n))
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        first = lines.get(timeout=60)
+        if first.strip() != "READY":
+            raise AssertionError(f"subscriber process failed to start: {first!r}")
+
+        def delivered(seq: int, timeout: float) -> int:
+            line = lines.get(timeout=timeout)
+            if not line:
+                raise AssertionError("the subscriber process ended early")
+            got, handled = (int(x) for x in line.split())
+            if got != seq:
+                raise AssertionError(f"expected event {seq}, the subscriber got {got}")
+            return handled
+
+        return _latencies(impl, n, delivered)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def w8(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+    (ident,) = new_ids(1)
+    impl.populate(ident, sizes.w8_events)
+    proc = _child("iterate", db.evstore_url, str(ident))
+    out, _ = proc.communicate(timeout=3600)
+    if proc.returncode != 0:
+        raise AssertionError(f"the iterating process failed with exit code {proc.returncode}")
+    result = json.loads(out)
+    if result["count"] != sizes.w8_events:
+        raise AssertionError(f"iterated {result['count']} events of {sizes.w8_events}")
+    return {"peak RSS MB": result["peak_mb"], "RSS before iterating MB": result["baseline_mb"]}
+
+
+@dataclass(frozen=True)
+class Workload:
+    id: str
+    title: str
+    backends: tuple[str, ...]
+    implementations: tuple[str, ...]
+    run: Callable[[Any, Database, Sizes], dict[str, float]]
+
+    def describe(self, sizes: Sizes) -> str:
+        return self.title.format(**asdict(sizes))
+
+
+ALL_IMPLS = ("evstore", "eventsourcing", "raw")
+BOTH = ("sqlite", "postgresql")
+
+WORKLOADS = (
+    Workload(
+        "W1",
+        "{w1_streams} new streams, one single-event append each (new stream)",
+        BOTH,
+        ALL_IMPLS,
+        w1,
+    ),
+    Workload(
+        "W2",
+        "{w2_batches} batches of {w2_batch_size} events to one stream (exact expected version)",
+        BOTH,
+        ALL_IMPLS,
+        w2,
+    ),
+    Workload("W3", "read one {w3_events}-event stream, payloads decoded", BOTH, ALL_IMPLS, w3),
+    Workload(
+        "W4",
+        "read the global log from the start, {w4_events} events in pages of "
+        "{w4_page}, payloads decoded",
+        BOTH,
+        ALL_IMPLS,
+        w4,
+    ),
+    Workload(
+        "W5",
+        "{w5_threads} threads appending single events to their own new stream, "
+        "{w5_per_thread} each",
+        ("postgresql",),
+        ALL_IMPLS,
+        w5,
+    ),
+    Workload(
+        "W6",
+        "{w6_aggregates} aggregates of 100 events: saves/s; loads/s plain, from a "
+        "snapshot at 100, from the cache",
+        BOTH,
+        ("evstore", "eventsourcing"),
+        w6,
+    ),
+    Workload(
+        "W7",
+        "subscription latency, append returned -> handler called, {w7_events} events one at a time",
+        BOTH,
+        ("evstore", "eventsourcing"),
+        w7,
+    ),
+    Workload(
+        "W8",
+        "peak RSS of a process iterating a {w8_events}-event stream with iter_events",
+        BOTH,
+        ("evstore",),
+        w8,
+    ),
+)
+
+__all__ = ["WORKLOADS", "NotApplicable", "Workload"]

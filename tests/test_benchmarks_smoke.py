@@ -1,0 +1,79 @@
+"""The benchmark harness runs end to end (``python -m benchmarks --quick``) at a tiny size.
+
+A smoke test only: it checks that every workload produced an entry for every
+implementation (a figure, or a stated reason why it does not apply) and that the report
+files are written. It asserts nothing about timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.workloads import WORKLOADS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Workloads an implementation cannot run, and why (the harness must say so, not fail).
+NOT_APPLICABLE = {
+    ("W6", "raw"),  # no domain layer
+    ("W7", "raw"),  # no subscriptions
+}
+NOT_APPLICABLE_ON = {("W7", "sqlite", "eventsourcing")}  # its SQLite recorder can't subscribe
+
+
+def backends() -> list[str]:
+    wanted = os.environ.get("EVSTORE_TEST_BACKENDS")
+    if not wanted:
+        return ["sqlite", "postgresql"]
+    names = {n.strip() for n in wanted.split(",")}
+    return [b for b in ("sqlite", "postgresql") if b in names] or ["sqlite"]
+
+
+def test_quick_benchmark_reports_every_workload_and_implementation(tmp_path: Path) -> None:
+    chosen = backends()
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "benchmarks", "--quick", "--scale", "0.01", "--reps", "2",
+            "--backends", ",".join(chosen), "--out", str(out), "--tmpdir", str(tmp_path),
+        ],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-5000:]
+    data = json.loads((out / "benchmarks.json").read_text())
+    assert data["repetitions"] == 2
+    errors = [e for e in data["entries"] if e["status"] == "error"]
+    assert errors == []
+    entries = {(e["workload"], e["backend"], e["implementation"]): e for e in data["entries"]}
+    for workload in WORKLOADS:
+        for backend in chosen:
+            if backend not in workload.backends:
+                continue
+            for impl in workload.implementations:
+                entry = entries.get((workload.id, backend, impl))
+                assert entry is not None, f"no entry for {workload.id} {backend} {impl}"
+                expect_na = (workload.id, impl) in NOT_APPLICABLE or (
+                    workload.id,
+                    backend,
+                    impl,
+                ) in NOT_APPLICABLE_ON
+                if expect_na:
+                    assert entry["status"] == "n/a" and entry["reason"]
+                else:
+                    assert entry["status"] == "ok", entry
+                    assert len(entry["values"]) == 2
+                    assert entry["min"] <= entry["median"] <= entry["max"]
+    ratios = {(r["workload"], r["backend"], r["ratio"]) for r in data["ratios"]}
+    for backend in chosen:
+        assert ("W1", backend, "evstore/raw") in ratios
+        assert ("W1", backend, "evstore/eventsourcing") in ratios
+    assert {t["verdict"] for t in data["targets"]} <= {"met", "missed", "not measured"}
+    page = (out / "benchmarks.md").read_text()
+    assert data["command"] in page and "## Targets" in page
+    for backend in chosen:
+        assert (out / "img" / f"benchmarks-{backend}.png").stat().st_size > 0
