@@ -131,6 +131,15 @@ def stats(url: str | None) -> None:
 @url_option
 def migrate(url: str | None) -> None:
     """Create or upgrade the store's schema (opening a store does it too)."""
+    from evstore._connect import _module
+
+    with _errors():
+        url, module = _module(url)
+        explicit = getattr(module, "migrate", None)  # backends with DDL-free opening
+        if explicit is not None:
+            before, after = explicit(url)
+            console.print(f"schema version {before} -> {after}")
+            return
     with _errors(), evstore.connect(url) as store:
         console.print(f"schema ready: {store.stats()['events']} events")
 
