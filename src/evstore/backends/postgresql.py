@@ -31,11 +31,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from evstore._async.pg_backend import AsyncPostgresBackend
+from evstore._async.pg_backend import SCHEMA_VERSION, AsyncPostgresBackend
 from evstore._sync.pg_backend import PostgresBackend
 from evstore.errors import InvalidInput
 
 __all__ = [
+    "SCHEMA_VERSION",
     "AsyncPostgresBackend",
     "PostgresBackend",
     "migrate",
