@@ -234,9 +234,14 @@ class AsyncProjection:
                 if event.position > self._position:
                     await self._handle_alone(event)
             return
-        for event in events:
-            await self._handle_alone(event)
-        await self._commit(events[-1].position, None)
+        done = self._position
+        try:
+            for event in events:
+                await self._handle_alone(event)
+                done = event.position
+        finally:
+            if done > self._position:  # keep what was handled, also when stopping
+                await self._commit(done, None)
 
     async def _handle_alone(self, event: RecordedEvent) -> None:
         """Deliver one event, retrying; park it (or raise) when it keeps failing."""

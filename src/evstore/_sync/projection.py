@@ -236,9 +236,14 @@ class Projection:
                 if event.position > self._position:
                     self._handle_alone(event)
             return
-        for event in events:
-            self._handle_alone(event)
-        self._commit(events[-1].position, None)
+        done = self._position
+        try:
+            for event in events:
+                self._handle_alone(event)
+                done = event.position
+        finally:
+            if done > self._position:  # keep what was handled, also when stopping
+                self._commit(done, None)
 
     def _handle_alone(self, event: RecordedEvent) -> None:
         """Deliver one event, retrying; park it (or raise) when it keeps failing."""

@@ -1,0 +1,325 @@
+"""Projections: checkpoints, exactly-once on SQLite (also across SIGKILL), poison events."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import evstore
+from evstore import DeadLetter, NewEvent, Projection
+from evstore.testing import StoreFactory
+
+
+def fill(store: evstore.EventStore, n: int, type_: str = "Item") -> list[str]:
+    streams = [f"item-{uuid.uuid4().hex[:10]}" for _ in range(n)]
+    for i, sid in enumerate(streams):
+        store.append(sid, [NewEvent(type_, {"i": i})])
+    return streams
+
+
+def eventually(condition: Any, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout  # generous: the machines are shared
+    while not condition():
+        if time.monotonic() > end:
+            pytest.fail(f"not reached within {timeout}s")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory) -> Any:
+    s = store_factory.connect()
+    yield s
+    s.close()
+
+
+def test_a_projection_handles_the_log_and_resumes_after_its_checkpoint(
+    store: evstore.EventStore,
+) -> None:
+    fill(store, 5)
+    fill(store, 2, "Other")
+    seen: list[int] = []
+    txs: list[Any] = []
+
+    def handle(event: evstore.RecordedEvent, tx: Any) -> None:
+        seen.append(event.data["i"])
+        txs.append(tx)
+
+    first = Projection(store, "items", handle, types="Item", batch_size=2)
+    assert first.catch_up() == 5
+    assert seen == [0, 1, 2, 3, 4]
+    assert first.position == store.head_position()
+    assert all((tx is not None) == first.exactly_once for tx in txs)
+    fill(store, 3)
+    again = Projection(store, "items", handle, types="Item")
+    assert again.catch_up() == 3
+    assert seen == [0, 1, 2, 3, 4, 0, 1, 2]
+
+
+def test_memory_is_at_least_once_and_refuses_exactly_once() -> None:
+    with evstore.connect("memory://") as store:
+        assert not Projection(store, "p", lambda e, tx: None).exactly_once
+        with pytest.raises(evstore.InvalidInput, match="exactly_once"):
+            Projection(store, "p", lambda e, tx: None, exactly_once=True)
+
+
+def test_sqlite_is_exactly_once_and_a_failed_attempt_leaves_no_trace(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    failures = {3: 1, 7: 2}  # event i -> how many times it fails before succeeding
+
+    def setup(tx: sqlite3.Connection) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS seen (i INTEGER NOT NULL)")
+
+    def handle(event: evstore.RecordedEvent, tx: sqlite3.Connection) -> None:
+        tx.execute("INSERT INTO seen VALUES (?)", (event.data["i"],))
+        if failures.get(event.data["i"], 0) > 0:
+            failures[event.data["i"]] -= 1
+            raise RuntimeError("flaky")  # after writing: the write must be rolled back
+
+    with evstore.connect(url) as store:
+        fill(store, 10)
+        projection = Projection(
+            store, "seen", handle, setup=setup, batch_size=4, retry_delay=0, max_attempts=3
+        )
+        assert projection.exactly_once
+        assert projection.catch_up() == 10
+        assert projection.dead_letters() == []
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        assert [i for (i,) in db.execute("SELECT i FROM seen ORDER BY i")] == list(range(10))
+
+
+def test_a_poison_event_is_retried_parked_listed_and_replayed(
+    store: evstore.EventStore,
+) -> None:
+    fill(store, 5)
+    attempts: dict[int, int] = {}
+    broken = {"yes": True}
+    handled: list[int] = []
+
+    def handle(event: evstore.RecordedEvent, tx: Any) -> None:
+        i = event.data["i"]
+        attempts[i] = attempts.get(i, 0) + 1
+        if i == 2 and broken["yes"]:
+            raise ValueError("cannot handle item 2")
+        handled.append(i)
+
+    projection = Projection(store, "poison", handle, max_attempts=3, retry_delay=0)
+    assert projection.catch_up() == 4
+    assert attempts[2] == 3 if not projection.exactly_once else attempts[2] == 4
+    assert sorted(set(handled)) == [0, 1, 3, 4]
+    assert projection.position == store.head_position()  # it moved on
+    (letter,) = projection.dead_letters()
+    poison = store.read_all()[2]
+    assert (letter.position, letter.stream_id, letter.version, letter.type) == (
+        poison.position,
+        poison.stream_id,
+        1,
+        "Item",
+    )
+    assert letter.attempts == 3 and "ValueError: cannot handle item 2" in letter.error
+    assert letter.event_id == str(poison.event_id)
+    assert projection.replay() == 0  # still broken: stays parked, one more attempt
+    assert projection.dead_letters()[0].attempts == 4
+    broken["yes"] = False
+    assert projection.replay() == 1
+    assert handled.count(2) == 1
+    assert projection.dead_letters() == []
+    with pytest.raises(evstore.InvalidInput):
+        projection.replay(poison.position)
+    assert not projection.discard(poison.position)
+
+
+def test_on_error_stop_stops_before_the_poison_event(store: evstore.EventStore) -> None:
+    fill(store, 4)
+    seen: list[int] = []
+
+    def fail_on_two(event: evstore.RecordedEvent, tx: Any) -> None:
+        if event.data["i"] == 2:
+            raise ValueError("stop here")
+        seen.append(event.data["i"])
+
+    stopper = Projection(store, "stopper", fail_on_two, on_error="stop", retry_delay=0)
+    with pytest.raises(ValueError, match="stop here"):
+        stopper.catch_up()
+    assert stopper.dead_letters() == []
+    assert store.backend.get_checkpoint("stopper") == store.read_all()[1].position
+    resumed = Projection(store, "stopper", lambda e, tx: seen.append(e.data["i"]))
+    assert resumed.catch_up() == 2
+    assert seen[-2:] == [2, 3]
+
+
+def test_a_background_projection_follows_live_appends(store: evstore.EventStore) -> None:
+    seen: list[int] = []
+    projection = Projection(store, "live", lambda e, tx: seen.append(e.data["i"]))
+    with projection:
+        fill(store, 3)
+        eventually(lambda: len(seen) == 3)
+        fill(store, 2)
+        eventually(lambda: len(seen) == 5)
+    assert not projection.running
+    assert seen == [0, 1, 2, 0, 1]
+    assert projection.lag == 0
+
+
+def test_a_background_projection_that_must_stop_reports_the_error(
+    store: evstore.EventStore,
+) -> None:
+    def boom(event: evstore.RecordedEvent, tx: Any) -> None:
+        raise KeyError("boom")
+
+    projection = Projection(store, "bg-stop", boom, on_error="stop", retry_delay=0)
+    projection.start()
+    fill(store, 1)
+    eventually(lambda: not projection.running)
+    with pytest.raises(KeyError):
+        projection.stop()
+
+
+def test_partitioned_projections_split_the_log_exactly(store: evstore.EventStore) -> None:
+    fill(store, 40)
+    seen: list[list[int]] = [[] for _ in range(4)]
+    for slot in range(4):
+        projection = Projection(
+            store, f"split-{slot}of4", lambda e, tx, s=slot: seen[s].append(e.position),
+            partition=(slot, 4),
+        )  # fmt: skip
+        projection.catch_up()
+    positions = [p for s in seen for p in s]
+    assert sorted(positions) == [e.position for e in store.read_all()]
+    assert all(seen)  # every consumer got a share
+
+
+def test_the_async_projection_awaits_async_handlers(store_factory: StoreFactory) -> None:
+    async def scenario() -> None:
+        async with store_factory.connect_async() as store:
+            for i in range(6):
+                await store.append(f"a-{i}", [NewEvent("Item", {"i": i})])
+            seen: list[int] = []
+
+            async def handle(event: evstore.RecordedEvent, tx: Any) -> None:
+                await asyncio.sleep(0)
+                seen.append(event.data["i"])
+
+            projection = evstore.AsyncProjection(store, "async", handle, batch_size=4)
+            assert await projection.catch_up() == 6
+            async with projection:
+                await store.append("a-x", [NewEvent("Item", {"i": 6})])
+                for _ in range(6000):
+                    if len(seen) == 7:
+                        break
+                    await asyncio.sleep(0.01)
+            assert seen == list(range(7))
+
+    asyncio.run(scenario())
+
+
+def test_dead_letters_are_stored_listed_and_removed_per_projection(
+    store: evstore.EventStore,
+) -> None:
+    backend = store.backend
+    now = datetime.now(UTC)
+
+    def letter(name: str, position: int, error: str = "e") -> DeadLetter:
+        return DeadLetter(name, position, f"s-{position}", 1, "T", str(uuid.uuid4()), error, 1, now)
+
+    for position in (9, 3, 5):
+        backend.park(letter("a", position))
+    backend.park(letter("b", 4))
+    backend.park(letter("a", 5, "again"))  # same (name, position): replaced
+    listed = backend.dead_letters("a", 0, 10)
+    assert [x.position for x in listed] == [3, 5, 9]
+    assert listed[1].error == "again"
+    assert listed[0].parked_at.tzinfo is not None
+    assert [x.position for x in backend.dead_letters("a", 3, 1)] == [5]
+    assert backend.unpark("a", 5) and not backend.unpark("a", 5)
+    assert [x.position for x in backend.dead_letters("a", 0, 10)] == [3, 9]
+    assert [x.position for x in backend.dead_letters("b", 0, 10)] == [4]
+    assert backend.dead_letters("c", 0, 10) == []
+
+
+def test_run_with_checkpoint_is_a_compare_and_set_that_rolls_back_on_error(
+    store: evstore.EventStore,
+) -> None:
+    run = getattr(store.backend, "run_with_checkpoint", None)
+    if run is None:  # an at-least-once backend: projections must say so
+        assert not Projection(store, "cas", lambda e, tx: None).exactly_once
+        return
+    calls: list[Any] = []
+    assert run("cas", None, 5, calls.append)
+    assert len(calls) == 1 and store.backend.get_checkpoint("cas") == 5
+    assert not run("cas", 4, 9, calls.append)  # stale expectation: nothing runs
+    assert len(calls) == 1 and store.backend.get_checkpoint("cas") == 5
+
+    class Boom(Exception):
+        pass
+
+    def fail(tx: Any) -> None:
+        raise Boom()
+
+    with pytest.raises(Boom):
+        run("cas", 5, 9, fail)
+    assert store.backend.get_checkpoint("cas") == 5
+    assert run("cas", 5, 5, calls.append)  # work without moving the checkpoint
+
+
+WORKER = """
+import sys, time, evstore
+
+def setup(tx):
+    tx.execute("CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY, n INTEGER, s INTEGER)")
+    tx.execute("INSERT OR IGNORE INTO totals VALUES (1, 0, 0)")
+    tx.execute("CREATE TABLE IF NOT EXISTS applied (position INTEGER NOT NULL)")
+
+def handle(event, tx):
+    tx.execute("UPDATE totals SET n = n + 1, s = s + ?", (event.data["i"],))
+    tx.execute("INSERT INTO applied VALUES (?)", (event.position,))
+    time.sleep(0.002)  # keep the transaction open long enough to be killed inside it
+
+with evstore.connect(sys.argv[1]) as store:
+    projection = evstore.Projection(
+        store, "totals", handle, setup=setup, batch_size=50, exactly_once=True
+    )
+    projection.catch_up()
+"""
+
+
+@pytest.mark.slow
+def test_a_projection_killed_with_sigkill_resumes_with_the_read_model_exactly_right(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kill.db"
+    url = f"sqlite:///{path}"
+    total = 1500
+    with evstore.connect(url) as store:
+        for start in range(0, total, 100):
+            store.append(
+                f"n-{start}", [NewEvent("Number", {"i": i}) for i in range(start, start + 100)]
+            )
+        kills = 0
+        last = store.backend.get_checkpoint("totals") or 0
+        for _ in range(3):
+            worker = subprocess.Popen([sys.executable, "-c", WORKER, url])
+            eventually(lambda last=last: (store.backend.get_checkpoint("totals") or 0) > last)
+            if worker.poll() is None:  # still mid-run: kill it without warning
+                worker.send_signal(signal.SIGKILL)
+                kills += 1
+            worker.wait(60)
+            last = store.backend.get_checkpoint("totals") or 0
+        assert kills >= 1 and last < store.head_position()
+        subprocess.run([sys.executable, "-c", WORKER, url], check=True, timeout=300)
+        assert store.backend.get_checkpoint("totals") == store.head_position()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT n, s FROM totals").fetchone() == (total, sum(range(total)))
+        assert db.execute("SELECT count(*), count(DISTINCT position) FROM applied").fetchone() == (
+            total,
+            total,
+        )
