@@ -41,7 +41,7 @@ from evstore._spi import (
     check_expected,
     replayed_result,
 )
-from evstore._types import AppendResult, ExpectedVersion
+from evstore._types import ANY, NO_STREAM, AppendResult, ExpectedVersion
 from evstore.errors import (
     BackendUnavailable,
     ConcurrencyError,
@@ -113,6 +113,31 @@ _COLUMNS = (
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+
+
+# One-statement single-event append: versions and the expected-version check are computed
+# inside the INSERT ... SELECT. RETURNING needs SQLite >= 3.35.
+_FAST_APPEND = sqlite3.sqlite_version_info >= (3, 35, 0)
+_APPEND_ONE = """
+INSERT INTO events (stream_id, version, event_id, type, data, metadata, schema_version,
+                    occurred_at, recorded_at, category, partition_key, partition_hash)
+SELECT ?, last + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+FROM (SELECT coalesce(max(version), 0) AS last FROM events WHERE stream_id = ?)
+WHERE NOT EXISTS (SELECT 1 FROM deleted_streams WHERE stream_id = ?)
+  AND CASE ? WHEN 'any' THEN 1 WHEN 'exact' THEN last = ? ELSE 0 END
+RETURNING version, position
+"""
+
+
+def _fast_mode(expected: ExpectedVersion) -> tuple[str, int]:
+    """(mode, version) for _APPEND_ONE: every mode is an exact version or ANY."""
+    if expected is ANY:
+        return "any", 0
+    if expected is NO_STREAM:
+        return "exact", 0
+    if isinstance(expected, int):
+        return "exact", expected
+    return "full", 0  # STREAM_EXISTS: rare enough to take the full path
 
 
 def _statements(script: str) -> list[str]:
@@ -282,6 +307,10 @@ class SQLiteBackend:
         expected: ExpectedVersion,
         placement: Placement,
     ) -> AppendResult:
+        if len(events) == 1 and _FAST_APPEND:
+            result = self._append_one(stream_id, events[0], expected, placement)
+            if result is not None:
+                return result
         with self._write() as db:
             last, visible = self._state(db, stream_id)
             try:
@@ -321,6 +350,46 @@ class SQLiteBackend:
         self._wakeup.notify()
         n = len(events)
         return AppendResult(last + n, tuple(range(end - n + 1, end + 1)))
+
+    def _append_one(
+        self, stream_id: str, e: PendingEvent, expected: ExpectedVersion, placement: Placement
+    ) -> AppendResult | None:
+        """The common case in one autocommit statement, or None to take the full path.
+
+        The version check is part of the INSERT, which SQLite runs atomically under its
+        write lock. It only covers streams never deleted; whenever it inserts nothing (a
+        version mismatch, a deleted stream, a repeated event id) the full transactional
+        path runs and gives the exact answer (error or idempotent repeat).
+        """
+        mode, number = _fast_mode(expected)
+        with self._errors(), self._connection() as db:
+            try:
+                row = db.execute(
+                    _APPEND_ONE,
+                    (
+                        stream_id,
+                        e.event_id,
+                        e.type,
+                        e.data,
+                        e.metadata,
+                        e.schema_version,
+                        _to_us(e.occurred_at),
+                        _to_us(datetime.now(UTC)),
+                        placement.category,
+                        placement.partition_key,
+                        placement.partition_hash,
+                        stream_id,
+                        stream_id,
+                        mode,
+                        number,
+                    ),
+                ).fetchone()
+            except sqlite3.IntegrityError:
+                return None
+        if row is None:
+            return None
+        self._wakeup.notify()
+        return AppendResult(row[0], (row[1],))
 
     @staticmethod
     def _stored(db: sqlite3.Connection, events: Sequence[PendingEvent]) -> list[EventRecord]:
