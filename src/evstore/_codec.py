@@ -79,8 +79,32 @@ def _prepare(value: Any, path: str) -> Any:
     return tagged
 
 
+def _is_flat_json(value: dict[Any, Any]) -> bool:
+    """Whether a dict holds only str keys and plain JSON scalars (the common event shape).
+
+    Such a dict goes to orjson as it is, skipping the copying walk of :func:`_prepare`.
+    """
+    for key, item in value.items():
+        if type(key) is not str or key.startswith(_PREFIX):
+            return False
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int and -_I64 <= item < _I64:
+            continue
+        if kind is float and item - item == 0.0:  # finite: nan - nan and inf - inf are nan
+            continue
+        return False
+    return True
+
+
+_I64 = 2**63
+
+
 def encode(value: dict[str, Any], what: str = "data") -> bytes:
     """Encode a dict to JSON bytes; raise ``SerializationError`` naming the bad field."""
+    if type(value) is dict and _is_flat_json(value):
+        return orjson.dumps(value)
     if not isinstance(value, dict):
         raise SerializationError(f"{what} must be a dict, got {type(value).__name__}")
     return orjson.dumps(_prepare(value, what))
