@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import shlex
 import sys
 import time
@@ -73,22 +75,76 @@ def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def run_one(
-    workload: Workload, backend: str, impl_name: str, sizes: Sizes, tmpdir: str | None
-) -> tuple[dict[str, float] | None, str | None, dict[str, str] | None]:
-    """(metrics, reason it did not run, settings) for one repetition on a fresh database."""
-    with fresh_database(backend, tmpdir) as db:
+Outcome = tuple[dict[str, float] | None, str | None, dict[str, str] | None]
+
+
+def run_rep(
+    workload: Workload, backend: str, order: list[str], sizes: Sizes, tmpdir: str | None
+) -> dict[str, Outcome | BaseException]:
+    """One repetition: every implementation on its own fresh database.
+
+    Returns, per implementation, (metrics, reason it does not apply, settings) or the
+    exception that broke its run.
+    """
+    out: dict[str, Outcome | BaseException] = {}
+    with contextlib.ExitStack() as stack:
+        opened: dict[str, tuple[Any, Database]] = {}
+        for name in order:
+            db = stack.enter_context(fresh_database(backend, tmpdir))
+            try:
+                impl = IMPLEMENTATIONS[name](db)
+            except NotApplicable as e:
+                out[name] = (None, str(e), None)
+                continue
+            except Exception as e:
+                out[name] = e
+                continue
+            stack.callback(impl.close)
+            opened[name] = (impl, db)
+        if workload.chunked:
+            _interleaved(workload, sizes, opened, out)
+            return out
+        for name, (impl, db) in opened.items():
+            try:
+                out[name] = (workload.run(impl, db, sizes), None, impl.settings())
+            except NotApplicable as e:
+                out[name] = (None, str(e), None)
+            except Exception as e:
+                out[name] = e
+    return out
+
+
+def _interleaved(
+    workload: Workload,
+    sizes: Sizes,
+    opened: dict[str, tuple[Any, Database]],
+    out: dict[str, Outcome | BaseException],
+) -> None:
+    steps: dict[str, list[tuple[Callable[[], Any], int]]] = {}
+    for name, (impl, db) in opened.items():
         try:
-            impl = IMPLEMENTATIONS[impl_name](db)
-        except NotApplicable as e:
-            return None, str(e), None
-        try:
-            settings = impl.settings()
-            return workload.run(impl, db, sizes), None, settings
-        except NotApplicable as e:
-            return None, str(e), None
-        finally:
-            impl.close()
+            steps[name] = workload.run(impl, db, sizes)
+        except Exception as e:
+            out[name] = e
+    seconds = dict.fromkeys(steps, 0.0)
+    events = dict.fromkeys(steps, 0)
+    for k in range(max((len(s) for s in steps.values()), default=0)):
+        for name in list(steps):
+            if k >= len(steps[name]):
+                continue
+            step, count = steps[name][k]
+            gc.collect()
+            start = time.perf_counter()
+            try:
+                step()
+            except Exception as e:
+                out[name] = e
+                del steps[name]
+                continue
+            seconds[name] += time.perf_counter() - start
+            events[name] += count
+    for name in steps:
+        out[name] = ({"events/s": events[name] / seconds[name]}, None, opened[name][0].settings())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,25 +167,33 @@ def main(argv: list[str] | None = None) -> int:
             impls = [i for i in workload.implementations if i in args.impls]
             for rep in range(args.reps):
                 order = impls[rep % len(impls) :] + impls[: rep % len(impls)]
+                order = [i for i in order if not results.not_applicable(workload.id, backend, i)]
+                if not order:
+                    continue
+                label = f"{workload.id} {backend} rep {rep + 1}/{args.reps}"
+                try:
+                    outcomes = run_rep(workload, backend, order, sizes, args.tmpdir)
+                except Exception as e:  # the database could not be made, for instance
+                    outcomes = dict.fromkeys(order, e)
                 for impl_name in order:
-                    if results.not_applicable(workload.id, backend, impl_name):
-                        continue
-                    label = f"{workload.id} {backend} {impl_name} rep {rep + 1}/{args.reps}"
-                    try:
-                        metrics, reason, settings = run_one(
-                            workload, backend, impl_name, sizes, args.tmpdir
+                    outcome = outcomes[impl_name]
+                    if isinstance(outcome, BaseException):
+                        log(f"{label} {impl_name}: ERROR {outcome!r}")
+                        traceback.print_exception(outcome)
+                        results.error(
+                            workload.id, backend, impl_name, f"{type(outcome).__name__}: {outcome}"
                         )
-                    except Exception as e:
-                        log(f"{label}: ERROR {e!r}")
-                        traceback.print_exc()
-                        results.error(workload.id, backend, impl_name, f"{type(e).__name__}: {e}")
                         continue
+                    metrics, reason, settings = outcome
                     if metrics is None:
-                        log(f"{label}: n/a ({reason})")
+                        log(f"{label} {impl_name}: n/a ({reason})")
                         results.skip(workload.id, backend, impl_name, reason or "")
                         continue
                     results.add(workload.id, backend, impl_name, rep, metrics, settings or {})
-                    log(label + ": " + ", ".join(f"{k} {v:,.2f}" for k, v in metrics.items()))
+                    log(
+                        f"{label} {impl_name}: "
+                        + ", ".join(f"{k} {v:,.2f}" for k, v in metrics.items())
+                    )
     results.elapsed = time.perf_counter() - started
     out = Path(args.out)
     written = report.write(results, out, charts=not args.no_charts)

@@ -101,16 +101,20 @@ class Impl:
         for ident, data in zip(ids, datas, strict=True):
             recorder.insert_events([stored(ident, 1, data)])
 
-    def append_batches(self, ident: uuid.UUID, batches: Sequence[Sequence[dict[str, Any]]]) -> None:
-        recorder, stored, version = self.recorder, self._stored, 0
+    def append_batches(
+        self, ident: uuid.UUID, batches: Sequence[Sequence[dict[str, Any]]], version: int = 0
+    ) -> None:
+        recorder, stored = self.recorder, self._stored
         for batch in batches:
             recorder.insert_events([stored(ident, version + i, d) for i, d in enumerate(batch, 1)])
             version += len(batch)
 
-    def append_singly(self, ident: uuid.UUID, datas: Sequence[dict[str, Any]]) -> None:
+    def append_singly(
+        self, ident: uuid.UUID, datas: Sequence[dict[str, Any]], version: int = 0
+    ) -> None:
         recorder, stored = self.recorder, self._stored
-        for version, data in enumerate(datas, 1):
-            recorder.insert_events([stored(ident, version, data)])
+        for v, data in enumerate(datas, version + 1):
+            recorder.insert_events([stored(ident, v, data)])
 
     def populate(self, ident: uuid.UUID, n: int, start: int = 0) -> None:
         for low in range(0, n, POPULATE_BATCH):

@@ -53,16 +53,20 @@ class Impl:
                 stream_name(ident), [NewEvent(EVENT_TYPE, data)], expected_version=NO_STREAM
             )
 
-    def append_batches(self, ident: uuid.UUID, batches: Sequence[Sequence[dict[str, Any]]]) -> None:
-        store, stream, version = self.store, stream_name(ident), 0
+    def append_batches(
+        self, ident: uuid.UUID, batches: Sequence[Sequence[dict[str, Any]]], version: int = 0
+    ) -> None:
+        store, stream = self.store, stream_name(ident)
         for batch in batches:
             store.append(stream, [NewEvent(EVENT_TYPE, d) for d in batch], expected_version=version)
             version += len(batch)
 
-    def append_singly(self, ident: uuid.UUID, datas: Sequence[dict[str, Any]]) -> None:
+    def append_singly(
+        self, ident: uuid.UUID, datas: Sequence[dict[str, Any]], version: int = 0
+    ) -> None:
         store, stream = self.store, stream_name(ident)
-        for version, data in enumerate(datas):
-            store.append(stream, [NewEvent(EVENT_TYPE, data)], expected_version=version)
+        for expected, data in enumerate(datas, version):
+            store.append(stream, [NewEvent(EVENT_TYPE, data)], expected_version=expected)
 
     def populate(self, ident: uuid.UUID, n: int, start: int = 0) -> None:
         stream = stream_name(ident)

@@ -145,8 +145,10 @@ class SQLiteImpl:
         for ident, data in zip(ids, datas, strict=True):
             execute(SQLITE_INSERT, row(stream_name(ident), 1, data))
 
-    def append_batches(self, ident: uuid.UUID, batches: Sequence[Sequence[dict[str, Any]]]) -> None:
-        conn, row, stream, version = self.conn, self._row, stream_name(ident), 0
+    def append_batches(
+        self, ident: uuid.UUID, batches: Sequence[Sequence[dict[str, Any]]], version: int = 0
+    ) -> None:
+        conn, row, stream = self.conn, self._row, stream_name(ident)
         for batch in batches:
             conn.execute("BEGIN")
             conn.executemany(
@@ -155,10 +157,12 @@ class SQLiteImpl:
             conn.execute("COMMIT")
             version += len(batch)
 
-    def append_singly(self, ident: uuid.UUID, datas: Sequence[dict[str, Any]]) -> None:
+    def append_singly(
+        self, ident: uuid.UUID, datas: Sequence[dict[str, Any]], version: int = 0
+    ) -> None:
         execute, row, stream = self.conn.execute, self._row, stream_name(ident)
-        for version, data in enumerate(datas, 1):
-            execute(SQLITE_INSERT, row(stream, version, data))
+        for v, data in enumerate(datas, version + 1):
+            execute(SQLITE_INSERT, row(stream, v, data))
 
     def populate(self, ident: uuid.UUID, n: int, start: int = 0) -> None:
         stream = stream_name(ident)
@@ -258,16 +262,20 @@ class PostgresImpl:
             for i, d in enumerate(datas, 1):
                 copy.write_row(self._row(stream, version + i, d))
 
-    def append_batches(self, ident: uuid.UUID, batches: Sequence[Sequence[dict[str, Any]]]) -> None:
-        stream, version = stream_name(ident), 0
+    def append_batches(
+        self, ident: uuid.UUID, batches: Sequence[Sequence[dict[str, Any]]], version: int = 0
+    ) -> None:
+        stream = stream_name(ident)
         for batch in batches:
             self._copy(stream, version, batch)
             version += len(batch)
 
-    def append_singly(self, ident: uuid.UUID, datas: Sequence[dict[str, Any]]) -> None:
+    def append_singly(
+        self, ident: uuid.UUID, datas: Sequence[dict[str, Any]], version: int = 0
+    ) -> None:
         execute, row, stream = self.conn.execute, self._row, stream_name(ident)
-        for version, data in enumerate(datas, 1):
-            execute(PG_INSERT, row(stream, version, data))
+        for v, data in enumerate(datas, version + 1):
+            execute(PG_INSERT, row(stream, v, data))
 
     def populate(self, ident: uuid.UUID, n: int, start: int = 0) -> None:
         stream = stream_name(ident)

@@ -8,6 +8,7 @@ A workload function gets an open implementation and the sizes, does its untimed 
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import queue
@@ -33,19 +34,36 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
-def w1(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+Step = tuple[Callable[[], Any], int]  # (one timed slice of the work, events it writes)
+CHUNKS = 10
+
+
+def _slices(n: int, chunks: int) -> list[tuple[int, int]]:
+    chunks = max(1, min(chunks, n))
+    bounds = [round(n * k / chunks) for k in range(chunks + 1)]
+    return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+
+
+def w1(impl: Any, db: Database, sizes: Sizes) -> list[Step]:
     n = sizes.w1_streams
     ids, datas = new_ids(n), payloads(n)
-    _, seconds = _timed(lambda: impl.append_new_streams(ids, datas))
-    return {"events/s": n / seconds}
+    return [
+        (lambda lo=lo, hi=hi: impl.append_new_streams(ids[lo:hi], datas[lo:hi]), hi - lo)
+        for lo, hi in _slices(n, CHUNKS)
+    ]
 
 
-def w2(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+def w2(impl: Any, db: Database, sizes: Sizes) -> list[Step]:
     size = sizes.w2_batch_size
     batches = [payloads(size, b * size) for b in range(sizes.w2_batches)]
     (ident,) = new_ids(1)
-    _, seconds = _timed(lambda: impl.append_batches(ident, batches))
-    return {"events/s": size * len(batches) / seconds}
+    return [
+        (
+            lambda lo=lo, hi=hi: impl.append_batches(ident, batches[lo:hi], lo * size),
+            (hi - lo) * size,
+        )
+        for lo, hi in _slices(len(batches), CHUNKS)
+    ]
 
 
 def w3(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
@@ -69,32 +87,32 @@ def w4(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
     return {"events/s": count / seconds}
 
 
-def w5(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+def w5(impl: Any, db: Database, sizes: Sizes) -> list[Step]:
     n, per_thread = sizes.w5_threads, sizes.w5_per_thread
     ids = new_ids(n)
     datas = [payloads(per_thread, k * per_thread) for k in range(n)]
-    barrier = threading.Barrier(n + 1)
-    errors: list[BaseException] = []
 
-    def writer(k: int) -> None:
-        barrier.wait()
-        try:
-            impl.append_singly(ids[k], datas[k])
-        except BaseException as e:
-            errors.append(e)
+    def step(lo: int, hi: int) -> None:
+        errors: list[BaseException] = []
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(n)]
-    for thread in threads:
-        thread.start()
-    gc.collect()
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return {"events/s": n * per_thread / seconds}
+        def writer(k: int) -> None:
+            try:
+                impl.append_singly(ids[k], datas[k][lo:hi], lo)
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    return [
+        (lambda lo=lo, hi=hi: step(lo, hi), n * (hi - lo))
+        for lo, hi in _slices(per_thread, CHUNKS // 2)
+    ]
 
 
 def w6(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
@@ -217,11 +235,20 @@ def w8(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Workload:
+    """A workload; ``chunked`` ones return timed steps that the driver interleaves.
+
+    A chunked workload's ``run`` prepares the work untimed and returns it as slices; the
+    driver then runs slice k of every implementation before slice k + 1 of any, so all of
+    them see the same moments of disk and CPU contention on a shared machine, and adds up
+    the time each spent in its own slices.
+    """
+
     id: str
     title: str
     backends: tuple[str, ...]
     implementations: tuple[str, ...]
-    run: Callable[[Any, Database, Sizes], dict[str, float]]
+    run: Callable[[Any, Database, Sizes], Any]
+    chunked: bool = False
 
     def describe(self, sizes: Sizes) -> str:
         return self.title.format(**asdict(sizes))
@@ -233,17 +260,21 @@ BOTH = ("sqlite", "postgresql")
 WORKLOADS = (
     Workload(
         "W1",
-        "{w1_streams} new streams, one single-event append each (new stream)",
+        "{w1_streams} new streams, one single-event append each (new stream); "
+        "10 interleaved slices",
         BOTH,
         ALL_IMPLS,
         w1,
+        chunked=True,
     ),
     Workload(
         "W2",
-        "{w2_batches} batches of {w2_batch_size} events to one stream (exact expected version)",
+        "{w2_batches} batches of {w2_batch_size} events to one stream (exact expected version); "
+        "10 interleaved slices",
         BOTH,
         ALL_IMPLS,
         w2,
+        chunked=True,
     ),
     Workload("W3", "read one {w3_events}-event stream, payloads decoded", BOTH, ALL_IMPLS, w3),
     Workload(
@@ -257,10 +288,11 @@ WORKLOADS = (
     Workload(
         "W5",
         "{w5_threads} threads appending single events to their own new stream, "
-        "{w5_per_thread} each",
+        "{w5_per_thread} each; 5 interleaved slices",
         ("postgresql",),
         ALL_IMPLS,
         w5,
+        chunked=True,
     ),
     Workload(
         "W6",
