@@ -813,6 +813,8 @@ SELECT tombstoned FROM t""",
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                 (f"evstore checkpoint {s} {name}",),
             )
+            # Unqualified read-model tables of the handler live beside the events.
+            await conn.execute(f"SET LOCAL search_path TO {s}, public")
             cur = await conn.execute(
                 f"SELECT position FROM {s}.checkpoints WHERE name = %s", (name,)
             )

@@ -155,8 +155,10 @@ class TransactionalBackend(Backend, Protocol):
            ``False`` without calling ``work`` (another instance moved it).
         3. Call ``work(tx)`` with the transaction's native handle - the driver connection
            with the transaction open (``sqlite3.Connection``; for PostgreSQL the psycopg
-           connection, the asyncio one in an asyncio backend) - so the caller's
-           read-model statements commit or roll back together with the checkpoint. If
+           connection, the asyncio one in an asyncio backend, with ``search_path`` set to
+           the store's schema so unqualified read-model tables live beside the events; for
+           MongoDB the client session, whose writes go to the store's database) - so the
+           caller's read-model statements commit or roll back with the checkpoint. If
            ``work`` returns an awaitable, await it inside the transaction. ``work`` must not
            commit, roll back or close ``tx``.
         4. Store ``position`` as checkpoint ``name`` (``position == expected`` is allowed:
