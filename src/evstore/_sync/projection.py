@@ -22,6 +22,7 @@ the cause is fixed.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -178,19 +179,35 @@ class Projection:
         self.error = None
         self._runner = _sio.Runner(self._run, name=f"evstore-projection-{self._name}")
 
-    def catch_up(self) -> int:
+    def catch_up(self, *, until: int | None = None, timeout: float = 60.0) -> int:
         """Handle, in the foreground, every event stored now; return how many were handled.
 
+        ``until`` is a position the caller knows is committed (``append(...)
+        .last_position``): the call then also waits, at most ``timeout`` seconds, until
+        the log can be read up to it. Use it where readers may briefly lag behind commits
+        (PostgreSQL holds the readable head back while other transactions are open).
         Raises the handler's error when ``on_error="stop"`` and an event stays failing.
         """
         if self.running:
             raise InvalidInput(f"projection {self._name!r} is running in the background")
+        if until is not None:
+            check.non_negative_int(until, "until")
         self._prepare()
         before = self._handled
         target = self._backend.head_position()
+        if until is not None:
+            target = max(target, until)
+        deadline = time.monotonic() + timeout
         while self._position < target:
-            if self._step():
-                break
+            if self._step() and self._position < target:
+                if until is None:
+                    break
+                if time.monotonic() > deadline:
+                    raise BackendUnavailable(
+                        f"projection {self._name!r}: the log was not readable up to position "
+                        f"{until} within {timeout}s"
+                    )
+                self._backend.wait_for_events(self._position, self._store._poll_interval)
         return self._handled - before
 
     def _run(self) -> None:
@@ -381,6 +398,26 @@ class Projection:
             keep = current if current is not None else max(letter.position - 1, 0)
             if self._transact(self._checkpoint, current, keep, self._work([event])):
                 return
+
+    def query(self, fn: Callable[[Any], Any]) -> Any:
+        """Return ``fn(tx)`` run in a transaction of the read model's database.
+
+        On an exactly-once backend ``tx`` is a connection with a transaction open (as the
+        handler gets it), so a read sees the read model exactly as of the checkpoint; the
+        checkpoint is not moved. Elsewhere ``fn(None)`` is called.
+        """
+        if self._transact is None:
+            return _sio.call(fn, None)
+        results: list[Any] = []
+
+        def work(tx: Any) -> None:
+            results.append(_sio.call(fn, tx))
+
+        while True:  # compare-and-set against a projection that may be running
+            current = self._backend.get_checkpoint(self._checkpoint)
+            keep = self._from if current is None else current
+            if self._transact(self._checkpoint, current, keep, work):
+                return results[-1]
 
 
     def __enter__(self) -> Projection:

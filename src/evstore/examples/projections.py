@@ -7,10 +7,12 @@ Give an instance to a :class:`~evstore.Projection` as both handler and setup::
                                     types=UsersBySource.types)
     projection.catch_up()
 
-On SQLite (exactly-once) the handler receives the projection's transaction and keeps the
-read model in two tables of the store's own database file, committed with the checkpoint;
-read it with ``view.counts(sqlite3.connect(path))``. On other backends (``tx`` is None) it
-keeps the counts in memory (``view.counts()``), rebuilt from position 0 on each start.
+On an exactly-once backend the handler receives the projection's transaction and keeps
+the read model in two tables (SQLite, PostgreSQL) or collections (MongoDB) of the store's
+own database, committed with the checkpoint; read it with ``projection.query(view.counts)`` (or
+``view.counts(connection)`` on a connection of your own). On other backends ``tx`` is None
+and the counts live in this object's memory: use a fresh projection name (or store) per
+process, since a stored checkpoint would skip the events counted by an earlier process.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ _SETUP = (
     "CREATE TABLE IF NOT EXISTS example_users_by_source "
     "(source TEXT PRIMARY KEY, registered INTEGER NOT NULL, active INTEGER NOT NULL)",
 )
+
+
+def _mongo(tx: Any) -> Any:
+    """The database of a MongoDB session, or None when ``tx`` is a SQL connection."""
+    if hasattr(tx, "execute") or not hasattr(tx, "client"):
+        return None
+    # The store's database: the URL's (mongodb://host/NAME), else evstore's default.
+    return tx.client.get_default_database("evstore")
 
 
 def _sql(tx: Any, statement: str) -> str:
@@ -52,6 +62,8 @@ class UsersBySource:
             self._source_of.clear()
             self._counts.clear()
             return
+        if _mongo(tx) is not None:
+            return  # collections are created on first write
         for statement in _SETUP:
             tx.execute(statement)
 
@@ -69,6 +81,13 @@ class UsersBySource:
             counts = self._counts.setdefault(source, [0, 0])
             counts[0] += 1
             counts[1] += 1
+            return
+        db = _mongo(tx)
+        if db is not None:
+            db.example_user_source.insert_one({"_id": stream_id, "source": source}, session=tx)
+            db.example_users_by_source.update_one(
+                {"_id": source}, {"$inc": {"registered": 1, "active": 1}}, upsert=True, session=tx
+            )
             return
         tx.execute(
             _sql(tx, "INSERT INTO example_user_source (stream_id, source) VALUES (?, ?)"),
@@ -91,6 +110,14 @@ class UsersBySource:
             if source is not None:
                 self._counts[source][1] -= 1
             return
+        db = _mongo(tx)
+        if db is not None:
+            user = db.example_user_source.find_one({"_id": stream_id}, session=tx)
+            if user is not None:
+                db.example_users_by_source.update_one(
+                    {"_id": user["source"]}, {"$inc": {"active": -1}}, session=tx
+                )
+            return
         tx.execute(
             _sql(
                 tx,
@@ -104,6 +131,10 @@ class UsersBySource:
         """``{source: (registered, active)}``, from ``connection`` (SQL) or from memory."""
         if connection is None:
             return {source: (c[0], c[1]) for source, c in sorted(self._counts.items())}
+        db = _mongo(connection)
+        if db is not None:
+            docs = db.example_users_by_source.find({}, session=connection).sort("_id", 1)
+            return {d["_id"]: (d["registered"], d["active"]) for d in docs}
         rows = connection.execute(
             "SELECT source, registered, active FROM example_users_by_source ORDER BY source"
         ).fetchall()

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 
 from evstore._connect import connect
@@ -98,19 +97,14 @@ def run(url: str, *, users: int = 8, snapshot_every: int = 5) -> Report:
         report.users.append(legacy)
         last = repo.load(report.users[-2])
         last.deactivate("demo")
-        repo.save(last)
+        saved = repo.save(last)
+        assert saved is not None
 
         view = UsersBySource()
         projection = Projection(
             store, "users-by-source", view, setup=view.setup, types=UsersBySource.types
         )
         report.exactly_once = projection.exactly_once
-        report.handled = projection.catch_up()
-        if projection.exactly_once and url.startswith("sqlite:"):
-            from evstore.backends.sqlite import parse_url
-
-            with sqlite3.connect(parse_url(url)[0]) as db:
-                report.counts = view.counts(db)
-        else:
-            report.counts = view.counts()
+        report.handled = projection.catch_up(until=saved.last_position)
+        report.counts = projection.query(view.counts)
     return report
