@@ -1,0 +1,62 @@
+"""The read path's shortcuts give exactly what the general code gives."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from evstore import _codec
+from evstore.backends.sqlite import _from_us, _to_us
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        str(uuid.uuid4()),
+        str(uuid.uuid4()).upper(),
+        "00000000-0000-0000-0000-000000000000",
+        "{12345678-1234-5678-1234-567812345678}",
+        "12345678123456781234567812345678",
+    ],
+)
+def test_fast_uuid_equals_the_constructor(text: str) -> None:
+    fast = _codec._uuid(text)
+    assert fast == uuid.UUID(text)
+    assert hash(fast) == hash(uuid.UUID(text))
+    assert str(fast) == str(uuid.UUID(text))
+    assert fast.is_safe == uuid.SafeUUID.unknown
+
+
+@pytest.mark.parametrize("text", ["not-a-uuid", "1234567-81234-5678-1234-5678123456789", ""])
+def test_fast_uuid_rejects_what_the_constructor_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        uuid.UUID(text)
+    with pytest.raises(ValueError):
+        _codec._uuid(text)
+
+
+def test_empty_metadata_decodes_to_a_new_dict_each_time() -> None:
+    first = _codec.decode(b"{}")
+    first["x"] = 1
+    assert _codec.decode(b"{}") == {}
+
+
+def test_decode_of_bytes_keeps_tagged_values_and_rejects_non_objects() -> None:
+    value = {"id": uuid.uuid4(), "at": datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=UTC)}
+    assert _codec.decode(_codec.encode(value)) == value
+    with pytest.raises(_codec.SerializationError):
+        _codec.decode(b"[1, 2]")
+    with pytest.raises(_codec.SerializationError):
+        _codec.decode(b"{nope")
+
+
+def test_sqlite_microseconds_round_trip_exactly() -> None:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rng = random.Random(5)
+    for _ in range(10_000):
+        us = rng.randrange(-(10**16), 10**17)
+        assert _from_us(us) == epoch + timedelta(microseconds=us)
+        assert _to_us(_from_us(us)) == us
