@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 import evstore
+from evstore._async.pg_backend import _LOCK_CLASS
 from evstore.backends import postgresql
 from tests.backends.postgresql import admin_connection, fresh_schema
 
@@ -89,11 +90,18 @@ def test_subscriber_sees_every_event_of_8_concurrent_writers_exactly_once_in_ord
         assert versions == list(range(1, len(versions) + 1))
 
 
-def test_open_transaction_holds_readers_back_and_is_reported(url: str) -> None:
+def stuck_append(conn: psycopg.Connection[Any], store: evstore.EventStore) -> None:
+    """Make ``conn`` look like an append stuck after it got its transaction id."""
+    backend: Any = store.backend
+    conn.execute("BEGIN")
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (_LOCK_CLASS, backend._lock_key))
+    conn.execute("SELECT pg_current_xact_id()")
+
+
+def test_append_in_flight_holds_readers_back_and_is_reported(url: str) -> None:
     with evstore.connect(url, stall_warning=0.0) as store, admin_connection() as blocker:
         first = store.append("a-1", [evstore.NewEvent("A", {})])
-        blocker.execute("BEGIN")
-        blocker.execute("SELECT pg_current_xact_id()")  # holds an xid: the horizon stops here
+        stuck_append(blocker, store)  # from here on, later events wait for it
         later = store.append("b-1", [evstore.NewEvent("B", {})])
         assert later.last_position > first.last_position
         page = store.read_all(first.last_position)
@@ -110,10 +118,19 @@ def test_open_transaction_holds_readers_back_and_is_reported(url: str) -> None:
         assert store.backend.gap_status()["waiting_events"] == 0  # type: ignore[attr-defined]
 
 
+def test_other_open_transactions_do_not_hold_readers_back(url: str) -> None:
+    with evstore.connect(url) as store, admin_connection() as other:
+        other.execute("BEGIN")
+        other.execute("SELECT pg_current_xact_id()")  # an xid, but no append
+        result = store.append("o-1", [evstore.NewEvent("O", {})])
+        assert [e.position for e in store.read_all()] == list(result.positions)
+        assert store.head_position() == result.last_position
+        other.execute("ROLLBACK")
+
+
 def test_held_back_reader_logs_a_warning(url: str, caplog: pytest.LogCaptureFixture) -> None:
     with evstore.connect(url, stall_warning=0.0) as store, admin_connection() as blocker:
-        blocker.execute("BEGIN")
-        blocker.execute("SELECT pg_current_xact_id()")
+        stuck_append(blocker, store)
         store.append("c-1", [evstore.NewEvent("C", {})])
         with caplog.at_level("WARNING", logger="evstore.postgresql"):
             store.read_all()

@@ -10,31 +10,44 @@ Instead every event's position is derived from the id of the transaction that wr
 
     position = pg_current_xact_id() << 20 | ordinal-in-the-append (1 .. 2**20 - 1)
 
-and a reader of the global log only reads rows below the *horizon*::
+and a reader of the global log only reads rows below a *horizon* below which the set of
+rows is final. Two horizons are used, both safe:
 
-    horizon = pg_snapshot_xmin(pg_current_snapshot()) << 20
+1. The cheap one, in the same statement as the read::
 
-evaluated in the same statement as the read. ``xmin`` is the oldest transaction id that
-was still running when the statement's snapshot was taken: every transaction below it has
-ended, so the set of rows below the horizon is final - nothing can commit there later.
-A new event always belongs to a transaction at or above ``xmin``, hence above every
-position a reader has been given. Writers to different streams proceed in parallel; an
-empty page reports ``scanned_to = horizon - 1``, so filtered subscribers advance.
+       horizon = pg_snapshot_xmin(pg_current_snapshot()) << 20
 
-The costs (measured in the issue, PostgreSQL 15, 2 cores):
+   ``xmin`` is the oldest transaction id still running when the statement's snapshot was
+   taken; every transaction below it has ended, so nothing can commit below it later.
+2. When committed events wait above that horizon (some transaction in the *cluster* holds
+   an older id - any database, any work), a precise one, then the read in a *later*
+   statement: the oldest id held by an append of this schema still in flight, capped by
+   the snapshot's ``xmax``. Every append takes a shared advisory lock (``_LOCK_CLASS``,
+   hash of the schema) before it gets its transaction id and releases it only after its
+   commit is visible, so an append that is not in ``pg_locks`` with an older id has ended
+   and the next snapshot sees all of its events. Unrelated transactions (reports, other
+   databases, DDL) therefore do not hold readers back; only appends in flight do.
 
-- Any transaction in the cluster that holds a transaction id holds the horizon back
-  until it ends: readers lag behind it, nothing is lost. :meth:`AsyncPostgresBackend.gap_status`
-  and ``stats()`` report the events waiting and the blocking transaction's pid and age,
-  and ``read_all`` logs a warning when the log has been held back longer than
-  ``stall_warning`` seconds - a reader never stalls silently.
+A new event always belongs to a transaction above every position a reader has been given.
+Writers to different streams proceed in parallel. An empty page reports ``scanned_to`` =
+the last event below the horizon, so filtered subscribers advance.
+
+The costs:
+
+- An append in flight holds back readers of events committed after it until it ends (a
+  stuck append statement, e.g. one waiting for a lock); nothing is lost.
+  :meth:`AsyncPostgresBackend.gap_status` and ``stats()`` report the events waiting and
+  the blocking append's pid and transaction age, and ``read_all`` logs a warning when the
+  log has been held back longer than ``stall_warning`` seconds - readers never stall
+  silently. The precise horizon costs two more round trips and a look at ``pg_locks``,
+  paid only while the cheap horizon is held back.
 - An append must be the first write of its transaction, or a stream's events could be
   delivered out of version order. Every append here is one autocommit statement whose
   snapshot is taken before its transaction id is assigned, so a later version always gets
   a higher transaction id.
 - Positions are sparse (about 2**20 apart per transaction); the global order is exact.
 - After a dump/restore into a new cluster, transaction ids restart; opening the store
-  refuses to write until the next id is above the highest stored one (``pg_resetwal -x``).
+  refuses to work until the next id is above the highest stored one (``pg_resetwal -x``).
 
 Appends cost one statement: a data-modifying CTE checks the expected version (over
 ``max(version)`` of the stream and its delete marker), inserts the batch from ``unnest``
@@ -79,6 +92,7 @@ from evstore._spi import (
     StreamSummary,
     check_expected,
     replayed_result,
+    stable_hash,
 )
 from evstore._types import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, ExpectedVersion
 from evstore.errors import (
@@ -97,6 +111,31 @@ MAX_BATCH = 2**ORDINAL_BITS - 1
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 
 _XMIN = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)"
+_LOCK_CLASS = 0x65767374  # "evst": first key of the advisory lock every append holds
+
+# The precise horizon: below the oldest transaction id held by an append in flight (a
+# holder of the shared advisory lock of this schema) and below every id not yet assigned
+# (the snapshot's xmax). pg_stat_activity shows 32-bit xids; they are widened against
+# xmax, and an id assigned after our snapshot (a "negative" distance) is ignored.
+_APPENDERS = """
+WITH s AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax),
+w AS (
+    SELECT a.pid, a.xact_start, CASE WHEN d.distance < 2147483648
+                                     THEN s.xmax - d.distance END AS xid
+    FROM s, pg_locks l
+    JOIN pg_stat_activity a ON a.pid = l.pid AND a.backend_xid IS NOT NULL
+    CROSS JOIN LATERAL (
+        SELECT ((s.xmax %% 4294967296) - a.backend_xid::text::bigint + 4294967296)
+               %% 4294967296 AS distance
+    ) d
+    WHERE l.locktype = 'advisory' AND l.classid = %(k1)s::oid AND l.objid = %(k2)s::oid
+      AND l.objsubid = 2 AND l.granted
+)
+SELECT least(s.xmax, (SELECT min(xid) FROM w)) << 20,
+       (SELECT pid FROM w WHERE xid IS NOT NULL ORDER BY xid LIMIT 1),
+       (SELECT (extract(epoch FROM clock_timestamp() - xact_start) * 1000)::bigint
+        FROM w WHERE xid IS NOT NULL ORDER BY xid LIMIT 1)
+FROM s"""
 _COLUMNS = (
     "stream_id, version, position, event_id::text, type, data, metadata, schema_version, "
     "occurred_at, recorded_at"
@@ -241,6 +280,7 @@ class AsyncPostgresBackend:
         self._create_schema = create_schema
         self._stall_warning = stall_warning
         self._channel = f"evstore_{schema}"
+        self._lock_key = stable_hash(schema) & 0x7FFFFFFF
         self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
             conninfo,
             min_size=pool_min,
@@ -473,8 +513,10 @@ WITH st AS (
     FROM (SELECT max(version) AS last FROM {s}.events
           WHERE stream_id = %(sid)s {same_partition}) e
     LEFT JOIN {s}.deleted_streams d ON d.stream_id = %(sid)s
+), lk AS (
+    SELECT pg_advisory_xact_lock_shared(%(k1)s, %(k2)s)  -- marks us as an appender
 ), ok AS (
-    SELECT last FROM st WHERE NOT tombstoned AND CASE %(mode)s::int
+    SELECT last FROM st, lk WHERE NOT tombstoned AND CASE %(mode)s::int
         WHEN 0 THEN true WHEN 1 THEN NOT visible WHEN 2 THEN visible
         ELSE last = %(n)s::bigint END
 ){record_ids}, ins AS (
@@ -508,10 +550,15 @@ LEFT JOIN LATERAL (
       AND version <= %(high)s::bigint
     ORDER BY version {{order}} LIMIT %(limit)s
 ) r ON true""",
+            # {{horizon}}: _XMIN (one statement), or a precise horizon from "appenders".
             "head": f"""
-SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < (SELECT {_XMIN})""",
+WITH x AS (SELECT {{horizon}} AS horizon)
+SELECT (SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < x.horizon),
+       coalesce((SELECT max(position) FROM {s}.events) >= x.horizon, false)
+FROM x""",
+            "appenders": _APPENDERS,
             "read_all": f"""
-WITH x AS (SELECT {_XMIN} AS horizon),
+WITH x AS (SELECT {{horizon}} AS horizon),
 h AS (SELECT x.horizon,
              (SELECT max(position) FROM {s}.events WHERE position < x.horizon) AS head,
              (SELECT max(position) FROM {s}.events) AS newest FROM x)
@@ -549,6 +596,8 @@ FROM h LEFT JOIN LATERAL (
             "pkey": placement.partition_key,
             "phash": placement.partition_hash,
             "channel": self._channel,
+            "k1": _LOCK_CLASS,
+            "k2": self._lock_key,
         }
         while True:
             try:
@@ -627,15 +676,51 @@ FROM h LEFT JOIN LATERAL (
         if where.partition is not None:
             filters.append("AND partition_hash %% %(count)s = %(slot)s")
             params["slot"], params["count"] = where.partition
-        query = (await self._statement("read_all")).format(filters=" ".join(filters))
+        template = await self._statement("read_all")
+        query = template.format(horizon=_XMIN, filters=" ".join(filters))
         rows = await self._query(query, params)
         # head: the last event below the horizon; nothing can ever appear below it.
         head, held_back = int(rows[0][0]), bool(rows[0][1])
+        if held_back and len(rows) < limit:
+            # Committed events wait above the cluster-wide horizon: compute the precise one
+            # (only our appends in flight count) and read again in a later snapshot.
+            params["horizon"], _, _ = await self._appenders()
+            query = template.format(horizon="%(horizon)s::bigint", filters=" ".join(filters))
+            rows = await self._query(query, params)
+            head, held_back = int(rows[0][0]), bool(rows[0][1])
         events = [_record(r[2:]) for r in rows if r[4] is not None]
         if len(events) == limit:
             return LogPage(events, events[-1].position)
         await self._note_horizon(held_back)
         return LogPage(events, max(after, head))
+
+    async def _appenders(self) -> tuple[int, int, int]:
+        """(precise horizon, pid and transaction age in ms of the oldest append in flight).
+
+        Safe because every append takes the shared advisory lock before it gets its
+        transaction id, and ends it only after its commit is visible: an append with an id
+        below the result has ended before this statement, so the *next* statement's
+        snapshot sees all its events. Costs a look at ``pg_locks``, so it only runs when
+        the one-statement horizon is held back.
+        """
+        rows = await self._query(
+            await self._statement("appenders"), {"k1": _LOCK_CLASS, "k2": self._lock_key}
+        )
+        horizon, pid, age = rows[0]
+        return int(horizon), int(pid or 0), int(age or 0)
+
+    async def _head(self) -> tuple[int, bool]:
+        """(the last readable position, whether committed events wait above it)."""
+        template = await self._statement("head")
+        rows = await self._query(template.format(horizon=_XMIN), ())
+        head, held_back = int(rows[0][0]), bool(rows[0][1])
+        if held_back:
+            horizon, _, _ = await self._appenders()
+            rows = await self._query(
+                template.format(horizon="%(horizon)s::bigint"), {"horizon": horizon}
+            )
+            head, held_back = int(rows[0][0]), bool(rows[0][1])
+        return head, held_back
 
     async def _note_horizon(self, held_back: bool) -> None:
         """Warn (rate-limited) when committed events stay unreadable behind an open transaction."""
@@ -651,8 +736,8 @@ FROM h LEFT JOIN LATERAL (
             self._warned_at = now
             status = await self.gap_status()
             log.warning(
-                "%s: %d committed events are held back from readers for %.0fs by an open "
-                "transaction (pid %s, open for %.1fs); readers resume when it ends",
+                "%s: %d committed events are held back from readers for %.0fs by an append "
+                "in flight (pid %s, transaction open for %.1fs); readers resume when it ends",
                 self._where(),
                 status["waiting_events"],
                 now - self._stalled_since,
@@ -664,27 +749,18 @@ FROM h LEFT JOIN LATERAL (
         """How far the readable log lags behind what is committed, and who holds it back.
 
         ``waiting_events``: committed events readers cannot read yet; ``blocking_pid`` and
-        ``blocking_xact_age_ms``: the cluster's oldest transaction holding an xid (the one
-        that holds the horizon back; 0 when there is none).
+        ``blocking_xact_age_ms``: the oldest append still in flight, which holds them back
+        (0 when there is none).
         """
-        s = self._schema
+        horizon, pid, age = await self._appenders()
         rows = await self._query(
-            f"""
-WITH h AS (SELECT {_XMIN} AS horizon)
-SELECT (SELECT count(*) FROM {s}.events, h WHERE position >= h.horizon),
-       a.pid, (extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint
-FROM h LEFT JOIN LATERAL (
-    SELECT pid, xact_start FROM pg_stat_activity
-    WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
-    ORDER BY age(backend_xid) DESC LIMIT 1
-) a ON true""",
-            (),
+            f"SELECT count(*) FROM {self._schema}.events WHERE position >= %s", (horizon,)
         )
-        waiting, pid, age = rows[0]
+        waiting = int(rows[0][0])
         return {
-            "waiting_events": int(waiting),
-            "blocking_pid": int(pid or 0),
-            "blocking_xact_age_ms": int(age or 0) if waiting else 0,
+            "waiting_events": waiting,
+            "blocking_pid": pid if waiting else 0,
+            "blocking_xact_age_ms": age if waiting else 0,
         }
 
     async def stream_version(self, stream_id: str) -> int:
@@ -694,8 +770,8 @@ FROM h LEFT JOIN LATERAL (
         return last if visible else 0
 
     async def head_position(self) -> int:
-        rows = await self._query(await self._statement("head"), ())
-        return int(rows[0][0])
+        head, _ = await self._head()
+        return head
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -884,9 +960,12 @@ SELECT tombstoned FROM t""",
         if self._notify and self._listener is None and not self._closed:
             self._listener = _aio.Runner(self._listen, name=f"evstore-listen-{self._schema}")
         wakeup = self._wakeup  # taken before the check, so no notification is missed
-        if await self.head_position() > after:
+        head, held_back = await self._head()
+        if head > after:
             return
-        await wakeup.wait(timeout)
+        # Events held back by an append in flight: if that append fails, no notification
+        # comes, so look again soon instead of sleeping the whole poll interval.
+        await wakeup.wait(min(timeout, 0.05) if held_back else timeout)
 
     async def _listen(self) -> None:
         """LISTEN for appends and wake waiters; reconnect with backoff when the link drops.
@@ -950,10 +1029,11 @@ ORDER BY ids.stream_id LIMIT %(limit)s""",
             f"""
 SELECT (SELECT count(*) FROM {s}.events), (SELECT count(DISTINCT stream_id) FROM {s}.events),
        (SELECT count(*) FROM {s}.snapshots), (SELECT count(*) FROM {s}.checkpoints),
-       (SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < (SELECT {_XMIN}))""",
+       0""",
             (),
         )
-        events, streams, snapshots, checkpoints, head = (int(v) for v in rows[0])
+        events, streams, snapshots, checkpoints, _ = (int(v) for v in rows[0])
+        head, _ = await self._head()
         return {
             "events": events,
             "streams": streams,
