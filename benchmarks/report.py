@@ -575,6 +575,7 @@ def _charts(results: Results, folder: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -605,7 +606,7 @@ def _charts(results: Results, folder: Path) -> list[Path]:
             ax.set_title(f"{workload} {metric}", fontsize=10)
             ax.tick_params(axis="x", labelsize=8)
             ax.tick_params(axis="y", labelsize=8)
-            ax.ticklabel_format(axis="y", style="plain")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
         for ax in list(axes.flat)[len(panels) :]:
             ax.axis("off")
         fig.suptitle(
