@@ -50,14 +50,15 @@ The costs:
   refuses to work until the next id is above the highest stored one (``pg_resetwal -x``).
 
 Appends cost one statement: a data-modifying CTE checks the expected version (over
-``max(version)`` of the stream and its delete marker), inserts the batch from ``unnest``
-arrays, and wakes listeners with ``pg_notify`` - no BEGIN/COMMIT ping-pong, no per-row round
-trip. Two writers racing on one version both pass the check in their snapshots; the unique
-index ``(stream_id, version)`` lets exactly one commit, and the loser's violation becomes
-``ConcurrencyError`` (or a retry, for ``ANY``).
+``max(version)`` of the stream and its delete marker) and inserts the batch from ``unnest``
+arrays - no BEGIN/COMMIT ping-pong, no per-row round trip. Two writers racing on one
+version both pass the check in their snapshots; the unique index ``(stream_id, version)``
+lets exactly one commit, and the loser's violation becomes ``ConcurrencyError`` (or a
+retry, for ``ANY``).
 
-Live delivery: ``pg_notify`` in the append is a wake-up hint only; waiters always re-read
-the table, fall back to polling at the subscription's interval when the LISTEN connection is
+Live delivery: after appends commit, one background ``pg_notify`` per burst (outside the
+appends' transactions) wakes listeners. It is a hint only: waiters always re-read the
+table, fall back to polling at the subscription's interval when the LISTEN connection is
 down, and the listener reconnects on its own. Connection failures are retried with backoff
 for ``retry_timeout`` seconds (reads, idempotent appends, checkpoints); after that the
 caller gets ``BackendUnavailable``.
@@ -69,7 +70,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC
 from typing import Any
 
@@ -297,6 +298,8 @@ class AsyncPostgresBackend:
         self._sql: dict[str, str] = {}
         self._wakeup = _aio.Event()
         self._listener: _aio.Runner | None = None
+        self._notifier: _aio.Runner | None = None
+        self._notify_needed = _aio.Event()
         self._listening = False
         self._stalled_since: float | None = None
         self._warned_at = 0.0
@@ -498,11 +501,6 @@ class AsyncPostgresBackend:
             if self._partitioned
             else ""
         )
-        notify = (
-            ", (SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM ins))"
-            if self._notify
-            else ""
-        )
         self._sql = {
             # mode: 0 ANY, 1 no stream (NO_STREAM or 0), 2 STREAM_EXISTS, 3 exactly n
             "append": f"""
@@ -531,7 +529,7 @@ WITH st AS (
     RETURNING position
 )
 SELECT st.last, st.visible, st.tombstoned,
-       (SELECT array_agg(position ORDER BY position) FROM ins){notify}
+       (SELECT array_agg(position ORDER BY position) FROM ins)
 FROM st""",
             "stored": f"SELECT {_COLUMNS} FROM {s}.events WHERE event_id = ANY(%s::uuid[])",
             "state": f"""
@@ -595,7 +593,6 @@ FROM h LEFT JOIN LATERAL (
             "cat": placement.category,
             "pkey": placement.partition_key,
             "phash": placement.partition_hash,
-            "channel": self._channel,
             "k1": _LOCK_CLASS,
             "k2": self._lock_key,
         }
@@ -622,6 +619,8 @@ FROM h LEFT JOIN LATERAL (
                 check_expected(stream_id, expected, last, visible)
                 raise ConcurrencyError(stream_id, expected, last if visible else 0)
             self._wake()
+            if self._notify:
+                self._request_notify()
             return AppendResult(last + len(events), tuple(positions))
 
     async def _stored(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
@@ -956,6 +955,29 @@ SELECT tombstoned FROM t""",
         wakeup, self._wakeup = self._wakeup, _aio.Event()
         wakeup.set()
 
+    def _request_notify(self) -> None:
+        self._notify_needed.set()
+        if self._notifier is None and not self._closed:
+            self._notifier = _aio.Runner(self._notify_loop, name=f"evstore-notify-{self._schema}")
+
+    async def _notify_loop(self) -> None:
+        """Send one NOTIFY for all appends that committed since the last one.
+
+        NOTIFY takes a cluster-wide lock from pre-commit to commit; inside every append it
+        cost 22-24% of throughput with 4 writers. Sent from here, outside the appends'
+        transactions, it costs writers nothing, and appends that commit while one
+        notification is on its way are covered by the next.
+        """
+        while not self._closed:
+            needed = self._notify_needed
+            if not await needed.wait(1.0) or self._closed:
+                continue
+            self._notify_needed = _aio.Event()  # appends from now on ask for the next one
+            try:
+                await self._query("SELECT pg_notify(%s, '')", (self._channel,))
+            except BackendUnavailable as e:
+                log.info("%s: notification not sent (%s); subscribers poll", self._where(), e)
+
     async def wait_for_events(self, after: int, timeout: float) -> None:
         if self._notify and self._listener is None and not self._closed:
             self._listener = _aio.Runner(self._listen, name=f"evstore-listen-{self._schema}")
@@ -984,6 +1006,8 @@ SELECT tombstoned FROM t""",
                     while not self._closed:
                         async for _ in conn.notifies(timeout=1.0):
                             self._wake()
+                            if self._closed:
+                                break
             except psycopg.Error as e:
                 if self._listening:
                     log.warning("%s: LISTEN connection lost (%s); polling", self._where(), e)
@@ -1044,9 +1068,15 @@ SELECT (SELECT count(*) FROM {s}.events), (SELECT count(DISTINCT stream_id) FROM
         }
 
     async def close(self) -> None:
+        if self._listener is not None and self._ready and not self._closed:
+            # Wakes our listener (a sync one waits in notifies() for up to a second).
+            with suppress(BackendUnavailable):
+                await self._query("SELECT pg_notify(%s, '')", (self._channel,), retry=False)
         self._closed = True
-        if self._listener is not None:
-            self._listener.cancel()
-            await self._listener.join(5.0)
+        self._notify_needed.set()
+        for runner in (self._listener, self._notifier):
+            if runner is not None:
+                runner.cancel()
+                await runner.join(5.0)
         await self._pool.close()
         self._wake()

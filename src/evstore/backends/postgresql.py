@@ -13,8 +13,8 @@ Options, in the URL query or as keyword arguments to ``connect``/``connect_async
     how long lost connections are retried (server restart, failover) before an operation
     raises ``BackendUnavailable``.
 ``notify`` (true)
-    wake subscribers with ``pg_notify``; false leaves them to poll (saves the commit-time
-    notification lock under many concurrent writers).
+    wake subscribers with ``pg_notify`` (one per burst of appends, sent in the background
+    outside the appends' transactions); false leaves them to poll.
 ``partitions`` (0)
     at creation, ``PARTITION BY HASH`` the events table on the partition key into this many
     partitions (``partitions=16`` is a good start); 0 or 1 means not partitioned.
