@@ -312,6 +312,20 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _git(*args: str) -> str:
+    """Output of a git command in this checkout ("" outside a git checkout)."""
+    try:
+        return subprocess.run(
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
 def machine() -> dict[str, Any]:
     cpu = next(
         (
@@ -348,16 +362,9 @@ def machine() -> dict[str, Any]:
         }
     except Exception as e:
         pg = {"error": str(e)}
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
+    commit = os.environ.get("EVSTORE_BENCH_COMMIT") or _git("rev-parse", "--short", "HEAD")
+    if _git("status", "--porcelain", "--", "src"):
+        commit += " plus uncommitted changes in src/"
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
