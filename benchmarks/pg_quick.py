@@ -6,6 +6,8 @@ Each figure is the median of ``--repeat`` runs, in events per second, each run i
 schema. "raw" is what psycopg alone does for the same work on a plain table (bigserial
 position, no version check, no gap safety): the floor the backend is measured against.
 The full comparison lives in ``python -m benchmarks``; this stays small on purpose.
+``--async-commit`` sets ``synchronous_commit=off`` on every connection (both sides) to
+take the WAL flush wait out of single appends.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def events(n: int) -> list[evstore.NewEvent]:
 
 
 def evstore_run(url: str, s: str, notify: bool) -> dict[str, float]:
-    store_url = f"{url}{'&' if '?' in url else '?'}schema={s}&notify={str(notify).lower()}"
+    sep = "&" if "?" in url else "?"
+    store_url = f"{url}{sep}schema={s}&notify={str(notify).lower()}"
     out: dict[str, float] = {}
     with evstore.connect(store_url, pool_max=WRITERS + 2) as store:
 
@@ -184,7 +187,16 @@ def main() -> None:
         or "postgresql://postgres@127.0.0.1:5432/postgres",
     )
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="synchronous_commit=off for every connection: measures the work per append "
+        "without the WAL flush wait (which dominates, and is noisy, on a shared disk)",
+    )
     args = parser.parse_args()
+    if args.async_commit:
+        sep = "&" if "?" in args.url else "?"
+        args.url += f"{sep}options=-c%20synchronous_commit%3Doff"
     runs: dict[str, list[dict[str, float]]] = {"raw": [], "evstore": [], "evstore notify=off": []}
     for _ in range(args.repeat):
         with schema(args.url) as s:

@@ -332,13 +332,23 @@ class AsyncPostgresBackend:
             async with self._pool.connection(timeout=self._pool_timeout) as conn:
                 await self._prepare_schema(conn, create=self._create_schema)
         except PoolTimeout as e:
+            reason = await self._connect_error() or str(e)
             raise BackendUnavailable(
-                f"cannot connect to PostgreSQL within {self._pool_timeout}s ({e}); is the "
-                "server running and the URL right?"
+                f"cannot connect to PostgreSQL within {self._pool_timeout}s ({reason}); is "
+                "the server running and the URL right?"
             ) from e
         except psycopg.Error as e:
             raise self._unavailable(e) from e
         self._ready = True
+
+    async def _connect_error(self) -> str | None:
+        """Why a direct connection fails (the pool only says that it timed out)."""
+        try:
+            conn = await AsyncConnection.connect(self._conninfo, connect_timeout=5)
+        except psycopg.Error as e:
+            return str(e).strip()
+        await conn.close()
+        return None
 
     @asynccontextmanager
     async def _errors(self) -> AsyncIterator[None]:
@@ -497,12 +507,15 @@ class AsyncPostgresBackend:
         same_partition = "AND partition_key = %(pkey)s" if self._partitioned else ""
         record_ids = (
             f", ids AS (INSERT INTO {s}.event_ids (event_id) SELECT u.id FROM ok, "
-            "unnest(%(ids)s::uuid[]) AS u(id) RETURNING 1)"
+            "unnest(%(ids)b::uuid[]) AS u(id) RETURNING 1)"
             if self._partitioned
             else ""
         )
         self._sql = {
-            # mode: 0 ANY, 1 no stream (NO_STREAM or 0), 2 STREAM_EXISTS, 3 exactly n
+            # mode: 0 ANY, 1 no stream (NO_STREAM or 0), 2 STREAM_EXISTS, 3 exactly n.
+            # The arrays go in binary (%b): psycopg writes text-format arrays in Python,
+            # escaping every element - 1.9 ms for 100 JSON payloads against 20 us binary,
+            # half the time of a 100-event append.
             "append": f"""
 WITH st AS (
     SELECT greatest(coalesce(e.last, 0), coalesce(d.last_version, 0)) AS last,
@@ -523,8 +536,8 @@ WITH st AS (
     SELECT (pg_current_xact_id()::text::bigint << {ORDINAL_BITS}) | u.ord, %(sid)s,
         ok.last + u.ord, u.id, u.type, u.data::json, u.meta::json, u.sv, u.at,
         statement_timestamp(), %(cat)s, %(pkey)s, %(phash)s
-    FROM ok, unnest(%(ids)s::uuid[], %(types)s::text[], %(data)s::text[], %(meta)s::text[],
-                    %(svs)s::int[], %(ats)s::timestamptz[])
+    FROM ok, unnest(%(ids)b::uuid[], %(types)b::text[], %(data)b::text[], %(meta)b::text[],
+                    %(svs)b::int[], %(ats)b::timestamptz[])
          WITH ORDINALITY AS u(id, type, data, meta, sv, at, ord)
     RETURNING position
 )

@@ -29,7 +29,7 @@ Every other query parameter (``sslmode``, ``connect_timeout``, ...) goes to libp
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from evstore._async.pg_backend import SCHEMA_VERSION, AsyncPostgresBackend
 from evstore._sync.pg_backend import PostgresBackend
@@ -98,7 +98,9 @@ def parse_url(url: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         )
     ours.update(options)
     converted = {k: _convert(k, v) for k, v in ours.items()}
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(libpq), ""))
+    conninfo = urlunsplit(
+        ("postgresql", parts.netloc, parts.path, urlencode(libpq, quote_via=quote), "")
+    )
     return conninfo, converted
 
 
