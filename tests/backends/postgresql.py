@@ -50,11 +50,14 @@ def store_url(schema: str, **options: object) -> str:
 def fresh_schema(**options: object) -> Iterator[str]:
     """A schema name no one uses; the schema is dropped (with its tables) afterwards."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    with admin_connection() as conn:
-        try:
-            yield store_url(schema, **options)
-        finally:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    admin_connection().close()  # fail early and loudly when the server is unreachable
+    try:
+        yield store_url(schema, **options)
+    finally:
+        # A fresh connection: the test may have restarted the server.
+        with admin_connection() as conn:
+            drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+            conn.execute(drop)
 
 
 @contextmanager
