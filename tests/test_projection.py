@@ -320,3 +320,22 @@ def test_a_projection_killed_with_sigkill_resumes_with_the_read_model_exactly_ri
             total,
             total,
         )
+
+
+def test_replaying_an_event_whose_stream_was_deleted_keeps_the_letter(
+    store: evstore.EventStore,
+) -> None:
+    positions = fill(store, 2)
+
+    def reject(event: evstore.RecordedEvent, tx: Any) -> None:
+        raise ValueError("no")
+
+    projection = Projection(store, "gone", reject, max_attempts=1, retry_delay=0)
+    projection.catch_up(until=positions[-1])
+    letters = projection.dead_letters()
+    assert len(letters) == 2
+    store.delete_stream(letters[0].stream_id, hard=True)
+    assert projection.replay() == 0
+    first, second = projection.dead_letters()
+    assert "StreamDeleted" in first.error and first.attempts == 2
+    assert "ValueError: no" in second.error

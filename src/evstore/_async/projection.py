@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from evstore import _aio
 from evstore import _validation as check
 from evstore._codec import record_to_event
-from evstore._spi import ALL, DeadLetter, EventRecord
+from evstore._spi import DeadLetter, EventRecord
 from evstore._types import RecordedEvent
 from evstore.errors import BackendUnavailable, InvalidInput
 
@@ -375,11 +375,16 @@ class AsyncProjection:
                 raise InvalidInput(f"projection {self._name!r} has no dead letter at {position}")
         replayed = 0
         for letter in letters:
-            page = await self._backend.read_all(letter.position - 1, 1, ALL)
             try:
-                if not page.events or page.events[0].position != letter.position:
-                    raise InvalidInput(f"the event at position {letter.position} is gone")
-                await self._replay_one(letter, record_to_event(page.events[0]))
+                # Read it through its stream: that read never lags behind the log's head.
+                found = await self._backend.read_stream(
+                    letter.stream_id, letter.version, letter.version, 1, False
+                )
+                if not found or found[0].event_id != letter.event_id:
+                    raise InvalidInput(
+                        f"the event {letter.stream_id}@{letter.version} is no longer stored"
+                    )
+                await self._replay_one(letter, record_to_event(found[0]))
             except Exception as e:
                 await self._backend.park(_letter(self._checkpoint, letter, e, letter.attempts + 1))
                 continue
