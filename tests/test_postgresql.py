@@ -124,6 +124,7 @@ def test_other_open_transactions_do_not_hold_readers_back(url: str) -> None:
         other.execute("SELECT pg_current_xact_id()")  # an xid, but no append
         result = store.append("o-1", [evstore.NewEvent("O", {})])
         assert [e.position for e in store.read_all()] == list(result.positions)
+        assert [e.position for e in store.read_all(limit=1)] == list(result.positions)
         assert store.head_position() == result.last_position
         other.execute("ROLLBACK")
 

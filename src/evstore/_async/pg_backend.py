@@ -693,7 +693,7 @@ FROM h LEFT JOIN LATERAL (
         rows = await self._query(query, params)
         # head: the last event below the horizon; nothing can ever appear below it.
         head, held_back = int(rows[0][0]), bool(rows[0][1])
-        if held_back and len(rows) < limit:
+        if held_back and sum(r[4] is not None for r in rows) < limit:
             # Committed events wait above the cluster-wide horizon: compute the precise one
             # (only our appends in flight count) and read again in a later snapshot.
             params["horizon"], _, _ = await self._appenders()
