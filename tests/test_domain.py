@@ -279,3 +279,17 @@ def test_registering_bad_or_conflicting_classes_is_refused() -> None:
     registry.add_upcaster("Opened", 1, lambda d: d)
     with pytest.raises(evstore.InvalidInput, match="already has an upcaster"):
         registry.add_upcaster("Opened", 1, lambda d: d)
+
+
+def test_type_mappings_are_cached_with_counters_and_reset_on_registration(
+    store: evstore.EventStore,
+) -> None:
+    registry = registry_v3()
+    store.append("m", [evstore.NewEvent("UserSignedUp", {"email": "a", "name": "A B"})])
+    store.append("m", [evstore.NewEvent("UserSignedUp", {"email": "c", "name": "C D"})])
+    first, second = (registry.decode(e) for e in store.get_events("m"))
+    assert (first.first_name, second.first_name) == ("A", "C")
+    stats = registry.mappings.stats
+    assert (stats.misses, stats.hits, stats.entries) == (1, 1, 1)
+    registry.register(Opened)
+    assert len(registry.mappings) == 0

@@ -1,9 +1,9 @@
 """A small LRU cache bounded by entries and bytes, with hit/miss counters.
 
-The repository keeps two of them: recent aggregate states (served, then brought up to date
-by reading only the events after the cached version, so a hit is never stale) and stream
-snapshots. The third cache of the seed, event type mappings, is the
-:class:`~evstore.EventRegistry` itself: a dict lookup per event.
+The seed's three caches are instances of it: the repository's recent aggregate states
+(served, then brought up to date by reading only the events after the cached version, so
+a hit is never stale) and stream snapshots, and the :class:`~evstore.EventRegistry`'s
+type mappings (stored type and schema version -> class and upcaster chain).
 """
 
 from __future__ import annotations

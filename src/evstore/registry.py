@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from evstore import _validation as check
 from evstore._types import NewEvent, RecordedEvent
+from evstore.cache import LRUCache
 from evstore.errors import InvalidInput, SerializationError, UnknownEventType
 
 __all__ = ["EventRegistry", "Upcaster"]
@@ -48,6 +49,9 @@ class _Entry:
     cls: type
     version: int
     pydantic: bool
+
+
+_Plan = tuple[_Entry, tuple[tuple[int, Upcaster], ...]]
 
 
 def _is_pydantic(cls: type) -> bool:
@@ -71,6 +75,8 @@ class EventRegistry:
         self._by_name: dict[str, _Entry] = {}  # canonical names and aliases
         self._by_class: dict[type, _Entry] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self.mappings: LRUCache[tuple[str, int], _Plan] = LRUCache(4096, 4096)
+        """The type-mapping cache: (stored type, schema version) -> class and upcasters."""
 
     # -- registering -----------------------------------------------------------------------
 
@@ -133,6 +139,7 @@ class EventRegistry:
         for n in names:
             self._by_name[n] = entry
         self._by_class[cls] = entry
+        self.mappings.clear()
 
     def upcaster(self, type_name: str, *, from_version: int) -> Callable[[Upcaster], Upcaster]:
         """Decorate a function that upgrades ``type_name``'s data from one version to the next."""
@@ -151,6 +158,7 @@ class EventRegistry:
         if key in self._upcasters:
             raise InvalidInput(f"{type_name} already has an upcaster from version {from_version}")
         self._upcasters[key] = fn
+        self.mappings.clear()
 
     # -- looking up ------------------------------------------------------------------------
 
@@ -205,40 +213,58 @@ class EventRegistry:
         unchanged with ``unknown="raw"``), ``SerializationError`` when the stored data
         does not fit the class even after upcasting.
         """
-        entry = self._by_name.get(recorded.type)
-        if entry is None:
-            if self._unknown == "raw":
-                return recorded
-            self.class_of(recorded.type)  # raises UnknownEventType
-        assert entry is not None
-        data = self.upcast(entry.name, recorded.schema_version, recorded.data, recorded.type)
+        key = (recorded.type, recorded.schema_version)
+        plan = self.mappings.get(key)
+        if plan is None:
+            if recorded.type not in self._by_name:
+                if self._unknown == "raw":
+                    return recorded
+                self.class_of(recorded.type)  # raises UnknownEventType
+            plan = self._plan(recorded.type, recorded.schema_version)
+            self.mappings.put(key, plan, 1)
+        entry, steps = plan
+        data = recorded.data
+        for step, upcaster in steps:
+            data = self._step(entry, step, upcaster, data)
         return self._build(entry, data, recorded)
 
-    def upcast(
-        self, type_name: str, version: int, data: dict[str, Any], stored_as: str | None = None
-    ) -> dict[str, Any]:
-        """Run the upcasters of ``type_name`` from ``version`` up to its current version."""
-        entry = self._by_name[type_name]
-        what = stored_as or type_name
+    def upcast(self, type_name: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+        """Run the upcasters of ``type_name`` (or an alias) from ``version`` to the current."""
+        entry, steps = self._plan(type_name, version)
+        for step, upcaster in steps:
+            data = self._step(entry, step, upcaster, data)
+        return data
+
+    def _plan(self, stored_as: str, version: int) -> _Plan:
+        """The class and the upcasters (with their from-versions) for a stored type/version."""
+        entry = self._by_name.get(stored_as)
+        if entry is None:
+            raise UnknownEventType(f"no event class is registered for type {stored_as!r}")
         if version > entry.version:
             raise SerializationError(
-                f"stored {what} has schema version {version}, newer than the registered "
+                f"stored {stored_as} has schema version {version}, newer than the registered "
                 f"class {entry.cls.__qualname__} (version {entry.version}); upgrade this code"
             )
+        steps = []
         for step in range(version, entry.version):
             upcaster = self._upcasters.get((entry.name, step))
             if upcaster is None:
                 raise SerializationError(
-                    f"stored {what} is schema version {version}, but there is no upcaster "
+                    f"stored {stored_as} is schema version {version}, but there is no upcaster "
                     f"for {entry.name} from version {step} to {step + 1}; add one with "
                     f"registry.upcaster({entry.name!r}, from_version={step})"
                 )
-            data = upcaster(dict(data))
-            if not isinstance(data, dict):
-                raise SerializationError(
-                    f"the upcaster of {entry.name} from version {step} returned "
-                    f"{type(data).__name__}, not a dict"
-                )
+            steps.append((step, upcaster))
+        return entry, tuple(steps)
+
+    @staticmethod
+    def _step(entry: _Entry, step: int, upcaster: Upcaster, data: dict[str, Any]) -> dict[str, Any]:
+        data = upcaster(dict(data))
+        if not isinstance(data, dict):
+            raise SerializationError(
+                f"the upcaster of {entry.name} from version {step} returned "
+                f"{type(data).__name__}, not a dict"
+            )
         return data
 
     @staticmethod
