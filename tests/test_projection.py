@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -339,3 +340,40 @@ def test_replaying_an_event_whose_stream_was_deleted_keeps_the_letter(
     first, second = projection.dead_letters()
     assert "StreamDeleted" in first.error and first.attempts == 2
     assert "ValueError: no" in second.error
+
+
+def test_two_instances_of_one_projection_never_apply_an_event_twice(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'twins.db'}"
+
+    def setup(tx: sqlite3.Connection) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS applied (position INTEGER NOT NULL)")
+
+    def handle(event: evstore.RecordedEvent, tx: sqlite3.Connection) -> None:
+        tx.execute("INSERT INTO applied VALUES (?)", (event.position,))
+        time.sleep(0.001)  # let the twins overlap
+
+    with evstore.connect(url) as store:
+        last = fill(store, 300)[-1]
+    errors: list[BaseException] = []
+    both_ready = threading.Barrier(2)
+
+    def run() -> None:
+        try:
+            with evstore.connect(url) as own:
+                twin = Projection(own, "twins", handle, setup=setup, batch_size=7)
+                both_ready.wait(60)
+                twin.catch_up(until=last)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    with sqlite3.connect(tmp_path / "twins.db") as db:
+        assert db.execute("SELECT count(*), count(DISTINCT position) FROM applied").fetchone() == (
+            300,
+            300,
+        )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import evstore
 from evstore import Aggregate, EventRegistry, applies
@@ -272,3 +274,26 @@ def test_the_async_repository_does_the_same(store_factory: StoreFactory) -> None
             assert done.seen == [0, 1, 2, 3, 5]
 
     asyncio.run(scenario())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    every=st.integers(min_value=1, max_value=12),
+    batches=st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=8),
+)
+def test_a_snapshot_is_taken_exactly_when_a_save_crosses_a_multiple(
+    every: int, batches: list[int]
+) -> None:
+    with evstore.connect("memory://") as store:
+        r = repo(store, snapshot_every=every, cache=False)
+        tally = Tally.create(unique())
+        expected = None
+        for size in batches:
+            before = tally.version
+            tally.add(*range(before, before + size))
+            r.save(tally)
+            if before // every != tally.version // every:
+                expected = tally.version
+            snapshot = store.get_snapshot(tally.id)
+            assert (snapshot.version if snapshot else None) == expected
+        assert r.load(tally.id).seen == list(range(sum(batches)))
