@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -210,3 +211,16 @@ def test_lru_cache_is_bounded_by_entries_and_bytes_and_counts() -> None:
     assert len(cache) == 0 and cache.stats.bytes == 0
     with pytest.raises(evstore.InvalidInput):
         LRUCache(max_entries=0)
+
+
+def test_an_async_tenant_store_is_limited_the_same_way(store_factory: StoreFactory) -> None:
+    async def scenario() -> None:
+        async with store_factory.connect_async(tenant="acme") as acme:
+            result = await acme.append("acme_order_1", [NewEvent("Placed", {})])
+            with pytest.raises(evstore.InvalidInput, match="tenant"):
+                await acme.append("globex_order_1", [NewEvent("Placed", {})])
+            assert acme.tenant == "acme"
+            assert [e.stream_id for e in await acme.get_events("acme_order_1")] == ["acme_order_1"]
+            assert result.version == 1
+
+    asyncio.run(scenario())
