@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import json
 import shlex
 import sys
 import time
@@ -47,6 +48,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tmpdir", default=None, help="where the SQLite files go")
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        default=None,
+        help="measure nothing: redo the charts and markdown of a run's benchmarks.json "
+        "(after editing benchmarks/analysis.md), in the JSON's folder",
+    )
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for backend in args.backends:
@@ -149,6 +157,12 @@ def _interleaved(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.render:
+        source = Path(args.render)
+        data = json.loads(source.read_text())
+        for path in report.render(data, source.parent, charts=not args.no_charts):
+            log(f"wrote {path}")
+        return 0
     sizes = Sizes().scaled(args.scale)
     command = "python -m benchmarks" + (
         " " + shlex.join(sys.argv[1:] if argv is None else argv)

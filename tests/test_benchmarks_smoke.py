@@ -69,3 +69,10 @@ def test_quick_benchmark_reports_every_workload_and_implementation(tmp_path: Pat
     assert data["command"] in page and "## Targets" in page
     for backend in chosen:
         assert (out / "img" / f"benchmarks-{backend}.png").stat().st_size > 0
+    (out / "benchmarks.md").unlink()
+    rerun = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--render", str(out / "benchmarks.json")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-5000:]
+    assert (out / "benchmarks.md").read_text() == page
