@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import sqlite3
 import subprocess
@@ -270,7 +271,9 @@ def test_run_with_checkpoint_is_a_compare_and_set_that_rolls_back_on_error(
 
 
 WORKER = """
-import sys, time, evstore
+import os, signal, sys, time, evstore
+
+url, kill_at = sys.argv[1], int(sys.argv[2])
 
 def setup(tx):
     tx.execute("CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY, n INTEGER, s INTEGER)")
@@ -280,11 +283,13 @@ def setup(tx):
 def handle(event, tx):
     tx.execute("UPDATE totals SET n = n + 1, s = s + ?", (event.data["i"],))
     tx.execute("INSERT INTO applied VALUES (?)", (event.position,))
-    time.sleep(0.002)  # keep the transaction open long enough to be killed inside it
+    if event.position == kill_at:  # die in the middle of a batch, its writes half done
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.002)  # keep transactions open long enough to be killed inside them
 
-with evstore.connect(sys.argv[1]) as store:
+with evstore.connect(url) as store:
     projection = evstore.Projection(
-        store, "totals", handle, setup=setup, batch_size=50, exactly_once=True
+        store, "totals", handle, setup=setup, batch_size=10, exactly_once=True
     )
     projection.catch_up()
 """
@@ -297,24 +302,35 @@ def test_a_projection_killed_with_sigkill_resumes_with_the_read_model_exactly_ri
     path = tmp_path / "kill.db"
     url = f"sqlite:///{path}"
     total = 1500
+    rng = random.Random(1234)
     with evstore.connect(url) as store:
+        positions: list[int] = []
         for start in range(0, total, 100):
-            store.append(
-                f"n-{start}", [NewEvent("Number", {"i": i}) for i in range(start, start + 100)]
-            )
+            batch = [NewEvent("Number", {"i": i}) for i in range(start, start + 100)]
+            positions.extend(store.append(f"n-{start}", batch).positions)
+
+        def checkpoint() -> int:
+            return store.backend.get_checkpoint("totals") or 0
+
+        # 1. The handler kills its own process in the middle of a batch.
+        worker = subprocess.run([sys.executable, "-c", WORKER, url, str(positions[104])])
+        assert worker.returncode == -signal.SIGKILL
+        assert 0 < checkpoint() < positions[104]
+        # 2. Killed from outside at arbitrary moments while it runs.
         kills = 0
-        last = store.backend.get_checkpoint("totals") or 0
-        for _ in range(3):
-            worker = subprocess.Popen([sys.executable, "-c", WORKER, url])
-            eventually(lambda last=last: (store.backend.get_checkpoint("totals") or 0) > last)
-            if worker.poll() is None:  # still mid-run: kill it without warning
+        for _ in range(6):
+            last = checkpoint()
+            worker = subprocess.Popen([sys.executable, "-c", WORKER, url, "0"])
+            eventually(lambda last=last: checkpoint() > last)
+            time.sleep(rng.uniform(0, 0.05))
+            if worker.poll() is None:
                 worker.send_signal(signal.SIGKILL)
                 kills += 1
             worker.wait(60)
-            last = store.backend.get_checkpoint("totals") or 0
-        assert kills >= 1 and last < store.head_position()
-        subprocess.run([sys.executable, "-c", WORKER, url], check=True, timeout=300)
-        assert store.backend.get_checkpoint("totals") == store.head_position()
+        assert kills >= 1 and checkpoint() < positions[-1]
+        # 3. A last run to the end.
+        subprocess.run([sys.executable, "-c", WORKER, url, "0"], check=True, timeout=300)
+        assert checkpoint() == positions[-1]
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT n, s FROM totals").fetchone() == (total, sum(range(total)))
         assert db.execute("SELECT count(*), count(DISTINCT position) FROM applied").fetchone() == (
