@@ -237,6 +237,52 @@ def test_schema_is_versioned_and_migrate_creates_it_explicitly(url: str) -> None
         evstore.connect(url)
 
 
+def test_a_version_1_schema_is_upgraded_keeping_its_events(url: str) -> None:
+    with evstore.connect(url) as store:
+        store.append("u-1", [evstore.NewEvent("U", {})])
+    schema = schema_of(url)
+    with admin_connection() as admin:  # back to what version 1 had
+        admin.execute(f"DROP FUNCTION {schema}.append_gate(text)")
+        admin.execute(f"UPDATE {schema}.evstore_schema SET version = 1")
+    with pytest.raises(evstore.BackendUnavailable, match="evstore migrate"):
+        evstore.connect(url, create_schema=False)
+    assert postgresql.migrate(url) == (1, postgresql.SCHEMA_VERSION)
+    with evstore.connect(url, create_schema=False) as store:
+        store.append("u-1", [evstore.NewEvent("U", {})], expected_version=1)
+        assert [e.version for e in store.get_events("u-1")] == [1, 2]
+
+
+def test_hard_delete_racing_appends_leaves_no_event_behind(url: str) -> None:
+    stop = threading.Event()
+    outcomes: Counter[str] = Counter()
+
+    def append_forever() -> None:
+        with evstore.connect(url) as s:
+            while not stop.is_set():
+                try:
+                    s.append("doomed-1", [evstore.NewEvent("D", {})])
+                    outcomes["appended"] += 1
+                except evstore.StreamDeleted:
+                    outcomes["refused"] += 1
+
+    with evstore.connect(url) as store:
+        store.append("doomed-1", [evstore.NewEvent("D", {})])
+        threads = [threading.Thread(target=append_forever) for _ in range(3)]
+        for t in threads:
+            t.start()
+        eventually(lambda: outcomes["appended"] > 30, what="appends before the delete")
+        store.delete_stream("doomed-1", hard=True)
+        eventually(lambda: outcomes["refused"] > 30, what="appends refused after it")
+        stop.set()
+        for t in threads:
+            t.join()
+        eventually(lambda: store.stats()["waiting_events"] == 0, what="nothing in flight")
+        assert [e for e in store.read_all() if e.stream_id == "doomed-1"] == []
+        assert store.stats()["events"] == 0
+        with pytest.raises(evstore.StreamDeleted):
+            store.get_events("doomed-1")
+
+
 def test_cli_migrate_creates_the_schema(url: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "evstore.cli", "migrate", "--url", url + "&create_schema=false"],

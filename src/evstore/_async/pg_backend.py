@@ -46,6 +46,9 @@ The costs:
   snapshot is taken before its transaction id is assigned, so a later version always gets
   a higher transaction id.
 - Positions are sparse (about 2**20 apart per transaction); the global order is exact.
+- A hard delete takes the appenders' lock exclusively: it waits for appends in flight and
+  holds new ones at their gate (``append_gate``) until its tombstone commits, so a racing
+  append can leave no event behind it.
 - After a dump/restore into a new cluster, transaction ids restart; opening the store
   refuses to work until the next id is above the highest stored one (``pg_resetwal -x``).
 
@@ -106,7 +109,7 @@ from evstore.errors import (
 
 log = logging.getLogger("evstore.postgresql")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ORDINAL_BITS = 20
 MAX_BATCH = 2**ORDINAL_BITS - 1
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
@@ -205,8 +208,22 @@ CREATE INDEX events_event_id ON {s}.events (event_id);
 CREATE TABLE {s}.event_ids (event_id uuid PRIMARY KEY);
 """
 
-# Schema versions after the first: version -> DDL that upgrades from version - 1.
-_MIGRATIONS: dict[int, str] = {}
+# Schema versions after the first: version -> DDL that upgrades from version - 1. A new
+# schema is created at version 1 and then runs every step, so it ends up identical.
+_MIGRATIONS: dict[int, str] = {
+    # The append gate: every append calls it before it writes. It takes the shared advisory
+    # lock that marks appends in flight (see the precise horizon), then - VOLATILE, so with
+    # a snapshot taken after the lock - checks for a tombstone. A hard delete holds the
+    # same lock exclusively, so an append that began before the tombstone committed either
+    # ended before the delete looked at the stream or sees the tombstone here.
+    2: """
+CREATE FUNCTION {s}.append_gate(stream text) RETURNS boolean LANGUAGE sql VOLATILE AS $$
+    SELECT pg_advisory_xact_lock_shared({k1}, {k2});
+    SELECT NOT EXISTS (SELECT 1 FROM {s}.deleted_streams
+                       WHERE stream_id = stream AND tombstoned);
+$$;
+""",
+}
 
 
 class _JsonBytes(Loader):
@@ -465,16 +482,13 @@ class AsyncPostgresBackend:
                 ddl += (
                     f"CREATE TABLE {meta} (version integer NOT NULL, partitions integer NOT "
                     "NULL, created_at timestamptz NOT NULL DEFAULT now());\n"
-                    f"INSERT INTO {meta} (version, partitions) VALUES ({SCHEMA_VERSION}, "
-                    f"{partitions});\n"
+                    f"INSERT INTO {meta} (version, partitions) VALUES (1, {partitions});\n"
                 )
-                for statement in ddl.split(";\n"):
-                    if statement.strip():
-                        await conn.execute(statement)
-            else:
-                for version in range(found + 1, SCHEMA_VERSION + 1):
-                    await conn.execute(_MIGRATIONS[version].format(s=self._schema))
-                await conn.execute(f"UPDATE {meta} SET version = %s", (SCHEMA_VERSION,))
+                await conn.execute(ddl)
+            for version in range(max(found, 1) + 1, SCHEMA_VERSION + 1):
+                ddl = _MIGRATIONS[version].format(s=self._schema, k1=_LOCK_CLASS, k2=self._lock_key)
+                await conn.execute(ddl)
+            await conn.execute(f"UPDATE {meta} SET version = %s", (SCHEMA_VERSION,))
         return found
 
     async def migrate(self) -> tuple[int, int]:
@@ -525,9 +539,9 @@ WITH st AS (
           WHERE stream_id = %(sid)s {same_partition}) e
     LEFT JOIN {s}.deleted_streams d ON d.stream_id = %(sid)s
 ), lk AS (
-    SELECT pg_advisory_xact_lock_shared(%(k1)s, %(k2)s)  -- marks us as an appender
+    SELECT {s}.append_gate(%(sid)s) AS open  -- see _MIGRATIONS[2]
 ), ok AS (
-    SELECT last FROM st, lk WHERE NOT tombstoned AND CASE %(mode)s::int
+    SELECT last FROM st, lk WHERE lk.open AND NOT tombstoned AND CASE %(mode)s::int
         WHEN 0 THEN true WHEN 1 THEN NOT visible WHEN 2 THEN visible
         ELSE last = %(n)s::bigint END
 ){record_ids}, ins AS (
@@ -542,7 +556,7 @@ WITH st AS (
     RETURNING position
 )
 SELECT st.last, st.visible, st.tombstoned,
-       (SELECT array_agg(position ORDER BY position) FROM ins)
+       (SELECT array_agg(position ORDER BY position) FROM ins), (SELECT open FROM lk)
 FROM st""",
             "stored": f"SELECT {_COLUMNS} FROM {s}.events WHERE event_id = ANY(%s::uuid[])",
             "state": f"""
@@ -606,8 +620,6 @@ FROM h LEFT JOIN LATERAL (
             "cat": placement.category,
             "pkey": placement.partition_key,
             "phash": placement.partition_hash,
-            "k1": _LOCK_CLASS,
-            "k2": self._lock_key,
         }
         while True:
             try:
@@ -622,8 +634,8 @@ FROM h LEFT JOIN LATERAL (
                 if tombstoned:
                     raise StreamDeleted(stream_id) from None
                 raise ConcurrencyError(stream_id, expected, last if visible else 0) from e
-            last, visible, tombstoned, positions = rows[0][:4]
-            if tombstoned:
+            last, visible, tombstoned, positions, gate_open = rows[0]
+            if tombstoned or not gate_open:
                 raise StreamDeleted(stream_id)
             if positions is None:
                 stored = await self._stored(events)
@@ -842,6 +854,12 @@ SELECT tombstoned FROM t""",
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                 (f"evstore delete {s} {stream_id}",),
             )
+            if hard:
+                # Wait for appends in flight and hold new ones at their gate until the
+                # tombstone commits (see _MIGRATIONS[2]): no event can slip in after it.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_CLASS, self._lock_key)
+                )
             cur = await conn.execute(self._sql["state"], {"sid": stream_id})
             row = await cur.fetchone()
             assert row is not None
