@@ -213,16 +213,21 @@ CREATE TABLE {s}.event_ids (event_id uuid PRIMARY KEY);
 # Schema versions after the first: version -> DDL that upgrades from version - 1. A new
 # schema is created at version 1 and then runs every step, so it ends up identical.
 _MIGRATIONS: dict[int, str] = {
-    # The append gate: every append calls it before it writes. It takes the shared advisory
-    # lock that marks appends in flight (see the precise horizon), then - VOLATILE, so with
-    # a snapshot taken after the lock - checks for a tombstone. A hard delete holds the
-    # same lock exclusively, so an append that began before the tombstone committed either
-    # ended before the delete looked at the stream or sees the tombstone here.
+    # The append gate: every append calls it before it writes. It takes the shared
+    # advisory lock that marks appends in flight (see the precise horizon), then -
+    # VOLATILE, so with a snapshot taken after the lock - checks for a tombstone. A hard
+    # delete holds the same lock exclusively, so an append that began before the tombstone
+    # committed either ended before the delete looked at the stream or sees the tombstone
+    # here. plpgsql, because it caches its plans per session (as a SQL function the gate
+    # cost about a third of the append rate).
     2: """
-CREATE FUNCTION {s}.append_gate(stream text) RETURNS boolean LANGUAGE sql VOLATILE AS $$
-    SELECT pg_advisory_xact_lock_shared({k1}, {k2});
-    SELECT NOT EXISTS (SELECT 1 FROM {s}.deleted_streams
+CREATE OR REPLACE FUNCTION {s}.append_gate(stream text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared({k1}, {k2});
+    RETURN NOT EXISTS (SELECT 1 FROM {s}.deleted_streams
                        WHERE stream_id = stream AND tombstoned);
+END
 $$;
 """,
 }
