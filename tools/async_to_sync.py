@@ -24,6 +24,7 @@ TARGET = ROOT / "src" / "evstore" / "_sync"
 NAMES = {
     "AsyncEventStore": "EventStore",
     "AsyncSubscription": "Subscription",
+    "AsyncLogFollower": "LogFollower",
     "AsyncBackend": "Backend",
     "AsyncTransactionalBackend": "TransactionalBackend",
     "AsyncRepository": "Repository",
@@ -45,6 +46,11 @@ NAMES = {
     "AsyncPostgresBackend": "PostgresBackend",
     "AsyncConnectionPool": "ConnectionPool",  # psycopg_pool
     "AsyncConnection": "Connection",  # psycopg
+    "AsyncMongoBackend": "MongoBackend",
+    "AsyncMongoClient": "MongoClient",
+    "AsyncClientSession": "ClientSession",
+    "asynchronous": "synchronous",  # pymongo.asynchronous.* -> pymongo.synchronous.*
+    "open_async_backend": "open_backend",
 }
 _WORDS = re.compile(r"\b(" + "|".join(re.escape(n) for n in NAMES) + r")\b")
 

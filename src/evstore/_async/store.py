@@ -363,7 +363,6 @@ class AsyncEventStore:
             name=name,
             where=self._filter(types, category, partition),
             batch_size=check.positive_int(batch_size, "batch_size"),
-            poll_interval=self._poll_interval,
         )
         await subscription.start()
         return subscription

@@ -25,11 +25,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from evstore import _sio
 from evstore import _validation as check
+from evstore._sync.follower import LogFollower
 from evstore._codec import record_to_event
 from evstore._spi import DeadLetter, EventRecord
 from evstore._types import RecordedEvent
@@ -45,7 +45,7 @@ MAX_ERROR_TEXT = 2000
 Handler = Callable[[RecordedEvent, Any], Any]
 
 
-class Projection:
+class Projection(LogFollower):
     """A durable, named consumer of the global log that maintains a read model.
 
     ``handler(event, tx)`` is called for each event in position order; ``tx`` is the
@@ -91,15 +91,16 @@ class Projection:
             raise InvalidInput(f"retry_delay must be a number >= 0, got {retry_delay!r}")
         if exactly_once not in (None, True, False):
             raise InvalidInput(f"exactly_once must be None, True or False, got {exactly_once!r}")
-        self._store = store
-        self._backend = store.backend
+        super().__init__(
+            store,
+            store._filter(types, category, partition),
+            check.positive_int(batch_size, "batch_size"),
+        )
         self._name = check.stream_id(name)
         self._checkpoint = store.checkpoint_name(name)
         self._handler = handler
         self._setup = setup
-        self._where = store._filter(types, category, partition)
         self._from = check.non_negative_int(from_position, "from_position")
-        self._batch_size = check.positive_int(batch_size, "batch_size")
         self._max_attempts = check.positive_int(max_attempts, "max_attempts")
         self._retry_delay = float(retry_delay)
         self._on_error = on_error
@@ -112,15 +113,11 @@ class Projection:
                 "read model with the checkpoint (SQLite, PostgreSQL); this one does not"
             )
         self._stored: int | None = None  # the checkpoint as last read or written
-        self._position = 0
-        self._head = 0
         self._prepared = False
         self._handled = 0
-        self._stopping = _sio.Event()
-        self._caught_up = _sio.Event()
-        self._runner: _sio.Runner | None = None
-        self.error: BaseException | None = None
-        """The exception that stopped the projection, if any."""
+
+    def __repr__(self) -> str:
+        return f"<projection {self._name} at {self._position}>"
 
     # -- state -----------------------------------------------------------------------------
 
@@ -135,24 +132,9 @@ class Projection:
         return self._transact is not None
 
     @property
-    def position(self) -> int:
-        """The position up to which the log has been handled (or skipped by the filter)."""
-        return self._position
-
-    @property
-    def lag(self) -> int:
-        """How many positions the projection is behind the head it last saw."""
-        return max(0, self._head - self._position)
-
-    @property
     def handled(self) -> int:
         """How many events this object has handled successfully."""
         return self._handled
-
-    @property
-    def running(self) -> bool:
-        """Whether the background runner is delivering."""
-        return self._runner is not None and not self._runner.done()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -174,10 +156,7 @@ class Projection:
         if self.running:
             raise InvalidInput(f"projection {self._name!r} is already running")
         self._prepare()
-        self._stopping = _sio.Event()
-        self._caught_up = _sio.Event()
-        self.error = None
-        self._runner = _sio.Runner(self._run, name=f"evstore-projection-{self._name}")
+        self._launch(f"evstore-projection-{self._name}")
 
     def catch_up(self, *, until: int | None = None, timeout: float = 60.0) -> int:
         """Handle, in the foreground, every event stored now; return how many were handled.
@@ -209,22 +188,6 @@ class Projection:
                     )
                 self._backend.wait_for_events(self._position, self._store._poll_interval)
         return self._handled - before
-
-    def _run(self) -> None:
-        try:
-            while not self._stopping.is_set():
-                if self._step():
-                    self._caught_up.set()
-                    self._head = self._backend.head_position()
-                    if self._head <= self._position:
-                        self._backend.wait_for_events(
-                            self._position, self._store._poll_interval
-                        )
-        except Exception as e:
-            self.error = e
-            log.error("projection %s stopped by an error: %r", self._name, e)
-        finally:
-            self._caught_up.set()
 
     def _step(self) -> bool:
         """Handle one page of the log; return whether the projection has caught up."""
@@ -317,25 +280,6 @@ class Projection:
         log.warning("projection %s: checkpoint moved by another instance", self._name)
         return False
 
-    def wait_caught_up(self, timeout: float | None = None) -> bool:
-        """Wait until the background runner has delivered everything stored at its start."""
-        return self._caught_up.wait(timeout)
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Wait for the background runner to end; raise the error that stopped it."""
-        if self._runner is not None:
-            self._runner.join(timeout)
-        if self.error is not None:
-            raise self.error
-
-    def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop after the batch being handled; raise the error that stopped it, if any."""
-        self._stopping.set()
-        if self._runner is not None:
-            self._runner.join(timeout)
-        if self.error is not None:
-            raise self.error
-
     # -- dead letters ----------------------------------------------------------------------
 
     def dead_letters(self, *, after: int = 0, limit: int = 100) -> list[DeadLetter]:
@@ -424,19 +368,10 @@ class Projection:
             if self._transact(self._checkpoint, current, keep, work):
                 return results[-1]
 
-
-    def __enter__(self) -> Projection:
+    def __enter__(self) -> Self:
         if not self.running:
             self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _nothing(tx: Any) -> None:

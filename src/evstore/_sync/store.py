@@ -365,7 +365,6 @@ class EventStore:
             name=name,
             where=self._filter(types, category, partition),
             batch_size=check.positive_int(batch_size, "batch_size"),
-            poll_interval=self._poll_interval,
         )
         subscription.start()
         return subscription

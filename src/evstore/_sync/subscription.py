@@ -2,21 +2,17 @@
 # Change the async source and run `python tools/async_to_sync.py`.
 """Catch-up-then-live subscriptions; ``evstore._sync.subscription`` is generated from this.
 
-There is one delivery path, not two: the subscription always reads the global log from
-its position, and when it has read everything it waits for the backend to say the head
-may have moved (an in-process wake-up, a notification, or a poll). The hand-over from
-catch-up to live is therefore not a switch between mechanisms, and cannot lose or repeat
-an event: both phases are the same ordered read ``position > last``.
+The read loop is :class:`~evstore._sync.follower.LogFollower`'s; a subscription
+calls its handler for each event of a page and then stores the checkpoint (when named).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from evstore import _sio
+from evstore._sync.follower import LogFollower
 from evstore._codec import record_to_event
 from evstore._spi import LogFilter
 from evstore._types import RecordedEvent
@@ -24,14 +20,12 @@ from evstore._types import RecordedEvent
 if TYPE_CHECKING:
     from evstore._sync.store import EventStore
 
-log = logging.getLogger("evstore.subscription")
 
-
-class Subscription:
+class Subscription(LogFollower):
     """A running subscription: ``stop()`` it, read its ``position`` and ``lag``.
 
-    Use it as a context manager to stop it on exit; a handler error is raised from
-    ``wait()``, ``stop()`` and the context exit.
+    A handler error stops it at that event (the checkpoint stays before it) and is raised
+    from ``wait()``, ``stop()`` and the context exit.
     """
 
     def __init__(
@@ -43,46 +37,23 @@ class Subscription:
         name: str | None,
         where: LogFilter,
         batch_size: int,
-        poll_interval: float,
     ) -> None:
-        self._store = store
+        super().__init__(store, where, batch_size)
         self._handler = handler
         self._from = from_position
         self._name = name
-        self._where = where
-        self._batch_size = batch_size
-        self._poll_interval = poll_interval
-        self._position = 0
-        self._head = 0
-        self._stopping = _sio.Event()
-        self._caught_up = _sio.Event()
-        self._runner: _sio.Runner | None = None
-        self.error: BaseException | None = None
-        """The exception that stopped the subscription, if any."""
+
+    def __repr__(self) -> str:
+        return f"<subscription {self._name or '(anonymous)'} at {self._position}>"
 
     @property
     def name(self) -> str | None:
         """The durable name, or None for an anonymous subscription."""
         return self._name
 
-    @property
-    def position(self) -> int:
-        """The position of the last event handled (or skipped by the filter)."""
-        return self._position
-
-    @property
-    def lag(self) -> int:
-        """How many positions the subscription is behind the head it last saw."""
-        return max(0, self._head - self._position)
-
-    @property
-    def running(self) -> bool:
-        """Whether the subscription is still delivering."""
-        return self._runner is not None and not self._runner.done()
-
     def start(self) -> None:
         """Resolve the start position and begin delivering in the background."""
-        backend = self._store.backend
+        backend = self._backend
         stored = backend.get_checkpoint(self._name) if self._name else None
         if stored is not None:
             self._position = stored
@@ -91,67 +62,21 @@ class Subscription:
         else:
             self._position = self._from
         self._head = backend.head_position()
-        self._runner = _sio.Runner(self._run, name=f"evstore-subscription-{self._name or ''}")
+        self._launch(f"evstore-subscription-{self._name or ''}")
 
-    def _run(self) -> None:
-        backend = self._store.backend
+    def _step(self) -> bool:
+        page = self._backend.read_all(self._position, self._batch_size, self._where)
+        start = self._position
         try:
-            while not self._stopping.is_set():
-                page = backend.read_all(self._position, self._batch_size, self._where)
-                start = self._position
-                try:
-                    for record in page.events:
-                        if self._stopping.is_set():
-                            break
-                        _sio.call(self._handler, record_to_event(record))
-                        self._position = record.position
-                    else:
-                        self._position = max(self._position, page.scanned_to)
-                finally:
-                    if self._name and self._position > start:
-                        backend.set_checkpoint(self._name, self._position)
-                self._head = max(self._head, page.scanned_to)
-                if len(page.events) < self._batch_size:
-                    self._caught_up.set()
-                    self._head = backend.head_position()
-                    if self._head <= self._position:
-                        backend.wait_for_events(self._position, self._poll_interval)
-        except Exception as e:
-            self.error = e
-            log.error("subscription %s stopped by an error: %r", self._name or "", e)
+            for record in page.events:
+                if self._stopping.is_set():
+                    break
+                _sio.call(self._handler, record_to_event(record))
+                self._position = record.position
+            else:
+                self._position = max(self._position, page.scanned_to)
         finally:
-            self._caught_up.set()
-
-    def wait_caught_up(self, timeout: float | None = None) -> bool:
-        """Wait until the subscription has delivered everything stored when it started."""
-        return self._caught_up.wait(timeout)
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Wait for the subscription to end; raise the handler's error if it failed."""
-        if self._runner is not None:
-            self._runner.join(timeout)
-        if self.error is not None:
-            raise self.error
-
-    def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop delivering (after the event being handled) and wait for the worker to end.
-
-        Raises the error that stopped the subscription, if one did.
-        """
-        self._stopping.set()
-        if self._runner is not None:
-            self._runner.join(timeout)
-        if self.error is not None:
-            raise self.error
-
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+            if self._name and self._position > start:
+                self._backend.set_checkpoint(self._name, self._position)
+        self._head = max(self._head, page.scanned_to)
+        return len(page.events) < self._batch_size
