@@ -23,8 +23,8 @@ import psycopg
 import pytest
 
 import evstore
-from evstore._async.pg_backend import _LOCK_CLASS
 from evstore.backends import postgresql
+from evstore.backends._pg_sql import LOCK_CLASS
 from tests.backends.postgresql import admin_connection, fresh_schema
 
 
@@ -103,7 +103,7 @@ def stuck_append(conn: psycopg.Connection[Any], store: evstore.EventStore) -> No
     """Make ``conn`` look like an append stuck after it got its transaction id."""
     backend: Any = store.backend
     conn.execute("BEGIN")
-    conn.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (_LOCK_CLASS, backend._lock_key))
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (LOCK_CLASS, backend._lock_key))
     conn.execute("SELECT pg_current_xact_id()")
 
 

@@ -31,8 +31,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from evstore._async.pg_backend import SCHEMA_VERSION, AsyncPostgresBackend
+from evstore._async.pg_backend import AsyncPostgresBackend
 from evstore._sync.pg_backend import PostgresBackend
+from evstore.backends._pg_sql import SCHEMA_VERSION
 from evstore.errors import InvalidInput
 
 __all__ = [
