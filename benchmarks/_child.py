@@ -4,13 +4,12 @@
 ``SEQ MONOTONIC_NS`` line per event handled, and exits after N events or when stdin closes.
 ``python -m benchmarks._child iterate URL STREAM_UUID`` iterates the stream with
 ``iter_events`` and prints ``{"count", "baseline_mb", "peak_mb"}``: the RSS once connected,
-and the process's peak RSS (``ru_maxrss``) after the iteration, in MiB.
+and the program's peak RSS (VmHWM) after the iteration, in MiB.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import threading
 import time
@@ -18,17 +17,26 @@ import uuid
 from pathlib import Path
 
 
-def _rss_mb() -> float:
-    """The resident set size now (VmRSS), in MiB."""
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status, in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    return 0.0
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _rss_mb() -> float:
+    """The resident set size now."""
+    return _status_mb("VmRSS")
 
 
 def _peak_mb() -> float:
-    """The peak resident set size of this process so far (``ru_maxrss``, KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The peak resident set size of this program (VmHWM).
+
+    Not ``ru_maxrss``: Linux carries the parent's peak over fork and exec into it, so a
+    child of a big benchmark process would report the parent's size.
+    """
+    return _status_mb("VmHWM")
 
 
 def subscribe(impl_name: str, database: str, n: int) -> int:
