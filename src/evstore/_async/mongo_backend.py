@@ -36,8 +36,14 @@ retried as a commit; if that does not settle it, repeating the append with the s
 ids is safe - it is idempotent.
 
 Reads of the global log and the head use read concern "majority" and transactions commit
-with write concern "majority" (unless the URL chooses otherwise), so a reader is never
-given an event that a failover could roll back and renumber.
+with write concern ``{w: "majority", j: true}`` (unless the URL chooses otherwise): an
+acknowledged append is journaled on a majority, and a reader is never given an event that
+a failover could roll back and renumber.
+
+A writer killed in the middle of an append leaves its transaction open on the server until
+the server reaps it (``transactionLifetimeLimitSeconds``, 60 s by default); until then it
+holds the counter, and other appends wait (they retry; ``retry_timeout`` defaults to 90 s so
+that they outlast it). Lower that server parameter where writers may die often.
 
 Live delivery - change streams as a wake-up, never as the data. One background watcher per
 backend tails the counter document's change stream; ``wait_for_events`` returns when it
@@ -156,6 +162,10 @@ def _duplicate(error: BulkWriteError) -> bool:
     return any(e.get("code") == 11000 for e in error.details.get("writeErrors", []))
 
 
+class _CommitUnknown(Exception):
+    """A commit's outcome is unknown (the connection broke while it ran)."""
+
+
 class _WorkFailed(Exception):
     """Carries the exception of a projection's own work out of the retry loop, untouched."""
 
@@ -182,16 +192,24 @@ class AsyncMongoBackend:
     """Streams, the global log, snapshots and checkpoints in one MongoDB database."""
 
     def __init__(
-        self, client: AsyncMongoClient[dict[str, Any]], database: str, *, retry_timeout: float
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        database: str,
+        *,
+        retry_timeout: float,
+        sharded: bool = False,
     ) -> None:
         self._client = client
+        self._sharded = sharded
         self._db = client[database]
         self._retry_timeout = retry_timeout
         # Majority unless the URL asked for something else: never hand out rolled-back data.
         read = client.read_concern if client.read_concern.level else ReadConcern("majority")
         write = client.write_concern
         if not write.document:
-            write = WriteConcern("majority")
+            # j=True: acknowledged means in the journal, on mongod and on SecantusDB alike
+            # (measured: without it a SIGKILLed SecantusDB lost acknowledged appends).
+            write = WriteConcern("majority", j=True)
         self._read_concern = read
         self._write_concern = write
         self._events = self._db.get_collection("events", read_concern=read)
@@ -232,12 +250,23 @@ class AsyncMongoBackend:
 
     async def _create_schema(self) -> None:
         events = self._db.events
-        await events.create_index(
-            [("stream_id", ASCENDING), ("version", ASCENDING)],
-            unique=True,
-            name="stream_version",
-        )
-        await events.create_index("event_id", unique=True, name="event_id")
+        if self._sharded:
+            # A sharded collection enforces only unique indexes prefixed by its shard key
+            # ({partition_hash: 1, stream_id: 1}; see docs/mongodb.md). partition_hash is a
+            # function of the stream, so this is still "one event per (stream, version)".
+            await events.create_index(
+                [("partition_hash", ASCENDING), ("stream_id", ASCENDING), ("version", ASCENDING)],
+                unique=True,
+                name="shard_stream_version",
+            )
+            await events.create_index("event_id", name="event_id")
+        else:
+            await events.create_index(
+                [("stream_id", ASCENDING), ("version", ASCENDING)],
+                unique=True,
+                name="stream_version",
+            )
+            await events.create_index("event_id", unique=True, name="event_id")
         await events.create_index(
             [("type", ASCENDING), ("occurred_at", ASCENDING)], name="type_occurred"
         )
@@ -264,8 +293,15 @@ class AsyncMongoBackend:
         )
         self._ready = True
 
-    async def _transaction(self, body: Callable[[AsyncClientSession], Any]) -> Any:
-        """Run ``body(session)`` in a transaction, retrying transient failures."""
+    async def _transaction(
+        self, body: Callable[[AsyncClientSession], Any], *, verify: bool = False
+    ) -> Any:
+        """Run ``body(session)`` in a transaction, retrying transient failures.
+
+        With ``verify``, a commit whose outcome is unknown raises ``_CommitUnknown`` for the
+        caller to check what is stored, instead of retrying the commit: a server restarted
+        meanwhile may acknowledge a retried commit of a transaction it no longer has.
+        """
         deadline = time.monotonic() + self._retry_timeout
         delay = 0.002
         while True:
@@ -279,7 +315,7 @@ class AsyncMongoBackend:
                             await session.abort_transaction()
                         raise
                     if session.in_transaction:  # body may have aborted on purpose
-                        await self._commit(session, deadline)
+                        await self._commit(session, deadline, verify)
                     return result
             except PyMongoError as e:
                 if not e.has_error_label("TransientTransactionError"):
@@ -292,7 +328,7 @@ class AsyncMongoBackend:
             await _aio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.25)
 
-    async def _commit(self, session: AsyncClientSession, deadline: float) -> None:
+    async def _commit(self, session: AsyncClientSession, deadline: float, verify: bool) -> None:
         while True:
             try:
                 await session.commit_transaction()
@@ -300,6 +336,8 @@ class AsyncMongoBackend:
             except PyMongoError as e:
                 if not e.has_error_label("UnknownTransactionCommitResult"):
                     raise
+                if verify:
+                    raise _CommitUnknown(str(e)) from e
                 if time.monotonic() > deadline:
                     raise BackendUnavailable(
                         f"MongoDB did not confirm the commit within {self._retry_timeout}s "
@@ -330,6 +368,11 @@ class AsyncMongoBackend:
             )
             assert counter is not None  # upsert with ReturnDocument.AFTER
             end = int(counter["value"])
+            if self._sharded and await self._db.events.find_one(
+                {"event_id": {"$in": [e.event_id for e in events]}}, {"_id": 1}, session=session
+            ):
+                # No unique event_id index across shards: look before inserting.
+                raise DuplicateKeyError("event_id already stored", 11000)
             stream = await self._db.streams.find_one({"_id": stream_id}, session=session)
             last, visible, _ = _state(stream, stream_id)
             check_expected(stream_id, expected, last, visible)
@@ -373,8 +416,15 @@ class AsyncMongoBackend:
 
         async with self._errors():
             try:
-                result: AppendResult = await self._transaction(body)
-                return result
+                while True:
+                    try:
+                        result: AppendResult = await self._transaction(body, verify=True)
+                        return result
+                    except _CommitUnknown:
+                        # Stored -> the original result; not stored -> it never happened.
+                        stored = await self._stored(events)
+                        if stored:
+                            return replayed_result(stream_id, events, expected, stored)
             except (ConcurrencyError, DuplicateKeyError, BulkWriteError) as e:
                 if isinstance(e, BulkWriteError) and not _duplicate(e):
                     raise
@@ -690,16 +740,21 @@ def open_client(url: str, options: dict[str, Any]) -> tuple[dict[str, Any], str,
         raise InvalidInput("retry_timeout must be a number of seconds") from None
     if database is not None and not isinstance(database, str):
         raise InvalidInput("database must be a str")
+    sharded = options.pop("sharded", False)
+    if sharded not in (True, False, "true", "false", "1", "0"):
+        raise InvalidInput(f"sharded must be true or false, not {sharded!r}")
+    options["sharded"] = sharded in (True, "true", "1")
     return options, database or "", retry_timeout
 
 
 def open_async_backend(url: str, **options: Any) -> AsyncMongoBackend:
-    """Open ``mongodb://host/db?...``; options ``database``, ``retry_timeout``, and any
-    pymongo client option."""
+    """Open ``mongodb://host/db?...``; options ``database``, ``retry_timeout``, ``sharded``
+    and any pymongo client option."""
     client_options, database, retry_timeout = open_client(url, options)
+    sharded = client_options.pop("sharded")
     try:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, **client_options)
         name = database or client.get_default_database("evstore").name
     except (ConfigurationError, InvalidName, ValueError, TypeError) as e:
         raise InvalidInput(f"bad MongoDB URL or option: {e}") from e
-    return AsyncMongoBackend(client, name, retry_timeout=retry_timeout)
+    return AsyncMongoBackend(client, name, retry_timeout=retry_timeout, sharded=sharded)
