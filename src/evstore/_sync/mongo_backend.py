@@ -229,6 +229,9 @@ class MongoBackend:
         self._changed = _sio.Event()
         self._watcher: _sio.Runner | None = None
         self._watching = True
+        self._token: Any = None  # the watcher's resume token (in memory only)
+        self.history_lost = 0
+        """How often the watcher's resume token had fallen out of the oplog."""
 
     # -- set-up and error boundary ---------------------------------------------------------
 
@@ -654,24 +657,24 @@ class MongoBackend:
     def _watch(self) -> None:
         """Tail the counter's change stream and wake waiters on every committed append."""
         pipeline = [{"$match": {"documentKey._id": COUNTER}}]
-        token: Any = None
         failures = 0
         while not self._closed:
             try:
                 with self._db.counters.watch(
-                    pipeline, resume_after=token, max_await_time_ms=500
+                    pipeline, resume_after=self._token, max_await_time_ms=500
                 ) as stream:
                     failures = 0
                     while not self._closed and stream.alive:
                         change = stream.try_next()
-                        token = stream.resume_token
+                        self._token = stream.resume_token
                         if change is not None:
                             self._wake()
             except OperationFailure as e:
                 if e.code == HISTORY_LOST:
                     # The token fell out of the oplog: start from now. Waiters re-read the
                     # log from their own positions, so nothing in the gap is lost.
-                    token = None
+                    self._token = None
+                    self.history_lost += 1
                     self._wake()
                     continue
                 failures += 1
