@@ -153,7 +153,7 @@ def test_sigkill_of_the_server_loses_nothing_acknowledged_and_resumes_subscripti
     tmp_path: Path,
 ) -> None:
     # --sync-on-commit: without it SecantusDB acknowledged some j:true commits that a SIGKILL
-    # then lost (one 3-event batch in 5 of 8 runs); with it, none in every run. mongod
+    # then lost (one 3-event batch in 5 of 8 runs); with it, none in 10 of 10 runs. mongod
     # journals a w:majority/j:true commit before acknowledging it.
     server = SecantusServer(str(tmp_path / "data"), sync_on_commit=True)
     server.start()
