@@ -1,8 +1,8 @@
 """evstore - an event store for Python.
 
 Append events to streams with optimistic concurrency, read streams and the global log,
-keep snapshots, and subscribe to the log - embedded on SQLite, or on PostgreSQL, MongoDB
-and NATS JetStream, behind one API (sync and asyncio)::
+keep snapshots, and subscribe to the log - embedded on SQLite, or on PostgreSQL and MongoDB,
+behind one API (sync and asyncio)::
 
     import evstore
 

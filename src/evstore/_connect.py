@@ -22,7 +22,6 @@ BACKENDS = {
     "postgres": "evstore.backends.postgresql",
     "mongodb": "evstore.backends.mongodb",
     "mongodb+srv": "evstore.backends.mongodb",
-    "nats": "evstore.backends.nats",
 }
 
 STORE_OPTIONS = ("category_separator", "page_size", "poll_interval", "partitioning", "tenant")
@@ -57,7 +56,7 @@ def connect(url: str | None = None, **options: Any) -> EventStore:
     """Open an event store; the URL picks the backend.
 
     ``memory://``, ``sqlite:///path.db`` (the default: ``./evstore.db``, or ``$EVSTORE_URL``),
-    ``postgresql://...``, ``mongodb://...``, ``nats://...``. Store options:
+    ``postgresql://...``, ``mongodb://...``. Store options:
     ``category_separator`` (default ``"-"``), ``page_size``, ``poll_interval``,
     ``partitioning`` (a strategy from :mod:`evstore.partitioning` giving each stream its
     partition key) and ``tenant`` (a store that only reads and writes that tenant's streams,

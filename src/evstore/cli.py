@@ -31,7 +31,7 @@ url_option = click.option(
     "--url",
     envvar="EVSTORE_URL",
     default=None,
-    help="Store URL (memory://, sqlite:///path.db, postgresql://..., mongodb://..., nats://...).",
+    help="Store URL (memory://, sqlite:///path.db, postgresql://..., mongodb://...).",
 )
 
 

@@ -2,14 +2,14 @@
 # Change the async source and run `python tools/async_to_sync.py`.
 """Projections: named subscriptions that build read models; ``_sync.projection`` is generated.
 
-Delivery guarantee. Where the backend offers ``run_with_checkpoint`` (SQLite, PostgreSQL)
-the handler's read-model writes and the checkpoint commit in ONE transaction: the handler
-is called as ``handler(event, tx)`` with the transaction's connection, and an event
-affects the read model exactly once even if the process is killed at any point. Elsewhere
-(memory, MongoDB, NATS) the handler is called as ``handler(event, None)`` and the
-checkpoint is stored after each batch: at-least-once, so a restart may deliver the last
-batch again and the handler should be idempotent (``projection.exactly_once`` says which
-one applies).
+Delivery guarantee. Where the backend offers ``run_with_checkpoint`` (SQLite, PostgreSQL,
+MongoDB) the handler's read-model writes and the checkpoint commit in ONE transaction: the
+handler is called as ``handler(event, tx)`` with the transaction's connection (a session on
+MongoDB), and an event affects a read model in the same database exactly once even if the
+process is killed at any point. Elsewhere (memory, or ``exactly_once=False``) the handler
+is called as ``handler(event, None)`` and the checkpoint is stored after each batch:
+at-least-once, so a restart may deliver the last batch again and the handler should be
+idempotent (``projection.exactly_once`` says which one applies).
 
 Poison events. An event whose handler raises is retried ``max_attempts`` times on its own;
 then, with ``on_error="park"`` (default), it is parked in the projection's dead-letter list
