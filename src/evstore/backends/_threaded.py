@@ -35,14 +35,17 @@ class ThreadedBackend:
     def __init__(self, backend: Backend, *, workers: int = 8) -> None:
         self.sync = backend
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="evstore")
+        # Live subscriptions block a thread while they wait for the next append; they get
+        # threads of their own, so that many of them can never starve appends and reads.
+        self._waiters = ThreadPoolExecutor(64, thread_name_prefix="evstore-wait")
         if hasattr(backend, "run_with_checkpoint"):
             # An optional capability (AsyncTransactionalBackend), detected with getattr by
             # the projection layer: offer it only when the wrapped backend has it.
             self.run_with_checkpoint = self._run_with_checkpoint
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(self, fn: Callable[..., T], *args: Any, pool: Any = None) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+        return await loop.run_in_executor(pool or self._pool, functools.partial(fn, *args))
 
     async def append(
         self,
@@ -120,7 +123,7 @@ class ThreadedBackend:
         return await self._run(self.sync.unpark, name, position)
 
     async def wait_for_events(self, after: int, timeout: float) -> None:
-        await self._run(self.sync.wait_for_events, after, timeout)
+        await self._run(self.sync.wait_for_events, after, timeout, pool=self._waiters)
 
     async def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
         return await self._run(self.sync.list_streams, after, limit)
@@ -131,6 +134,7 @@ class ThreadedBackend:
     async def close(self) -> None:
         await self._run(self.sync.close)
         self._pool.shutdown(wait=False)
+        self._waiters.shutdown(wait=False)
 
 
 async def _awaited(awaitable: Any) -> Any:
