@@ -1,4 +1,4 @@
-"""The asyncio event store facade; ``evstore._sync.store`` is generated from this file.
+"""The event store facade. Written once for asyncio; ``evstore._sync.store`` is generated.
 
 The facade validates every argument before a backend sees it, encodes and decodes
 payloads, pages long reads, and runs subscriptions. Backends only store rows.
@@ -77,8 +77,8 @@ def _pending(events: object) -> list[PendingEvent]:
 class AsyncEventStore:
     """An event store over one backend: streams, the global log, snapshots, subscriptions.
 
-    Open one with :func:`evstore.connect_async`; close it with ``await store.close()`` or
-    ``async with``.
+    Open one with :func:`evstore.connect_async`; close it with ``close()`` or use it as a
+    context manager.
     """
 
     def __init__(self, backend: AsyncBackend, **options: Any) -> None:
