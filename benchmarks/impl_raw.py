@@ -89,7 +89,32 @@ def _decode(row: Sequence[Any]) -> tuple[Any, ...]:
     return (*row[:5], orjson.loads(row[5]), orjson.loads(row[6]), *row[7:])
 
 
-class SQLiteImpl:
+class _Reads:
+    """The two read workloads, the same SQL on both drivers but for the placeholder."""
+
+    conn: Any
+    P = "?"
+
+    def read_stream(self, ident: uuid.UUID) -> int:
+        rows = self.conn.execute(
+            f"SELECT {COLUMNS} FROM events WHERE stream_id = {self.P} ORDER BY version",
+            (stream_name(ident),),
+        ).fetchall()
+        return len([_decode(r) for r in rows])
+
+    def read_log(self, page: int) -> int:
+        execute, position, count = self.conn.execute, 0, 0
+        p = self.P
+        sql = f"SELECT {COLUMNS} FROM events WHERE position > {p} ORDER BY position LIMIT {p}"
+        while True:
+            rows = execute(sql, (position, page)).fetchall()
+            count += len([_decode(r) for r in rows])
+            if len(rows) < page:
+                return count
+            position = rows[-1][2]
+
+
+class SQLiteImpl(_Reads):
     """sqlite3 in autocommit mode (``isolation_level=None``), WAL, ``synchronous=FULL``."""
 
     name = NAME
@@ -178,23 +203,6 @@ class SQLiteImpl:
         )
         conn.execute("COMMIT")
 
-    def read_stream(self, ident: uuid.UUID) -> int:
-        rows = self.conn.execute(
-            f"SELECT {COLUMNS} FROM events WHERE stream_id = ? ORDER BY version",
-            (stream_name(ident),),
-        ).fetchall()
-        return len([_decode(r) for r in rows])
-
-    def read_log(self, page: int) -> int:
-        execute, position, count = self.conn.execute, 0, 0
-        sql = f"SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-        while True:
-            rows = execute(sql, (position, page)).fetchall()
-            count += len([_decode(r) for r in rows])
-            if len(rows) < page:
-                return count
-            position = rows[-1][2]
-
     def append_one(self, ident: uuid.UUID, seq: int) -> None:
         raise NotApplicable("no subscription mechanism in a raw driver")
 
@@ -205,8 +213,10 @@ class SQLiteImpl:
         raise NotApplicable("no domain layer in a raw driver")
 
 
-class PostgresImpl:
+class PostgresImpl(_Reads):
     """psycopg 3, autocommit connections (one per thread), the server's default durability."""
+
+    P = "%s"
 
     name = NAME
 
@@ -281,23 +291,6 @@ class PostgresImpl:
         stream = stream_name(ident)
         for low in range(0, n, POPULATE_BATCH):
             self._copy(stream, low, payloads(min(POPULATE_BATCH, n - low), start + low))
-
-    def read_stream(self, ident: uuid.UUID) -> int:
-        rows = self.conn.execute(
-            f"SELECT {COLUMNS} FROM events WHERE stream_id = %s ORDER BY version",
-            (stream_name(ident),),
-        ).fetchall()
-        return len([_decode(r) for r in rows])
-
-    def read_log(self, page: int) -> int:
-        execute, position, count = self.conn.execute, 0, 0
-        sql = f"SELECT {COLUMNS} FROM events WHERE position > %s ORDER BY position LIMIT %s"
-        while True:
-            rows = execute(sql, (position, page)).fetchall()
-            count += len([_decode(r) for r in rows])
-            if len(rows) < page:
-                return count
-            position = rows[-1][2]
 
     append_one = SQLiteImpl.append_one
     start_subscriber = SQLiteImpl.start_subscriber
