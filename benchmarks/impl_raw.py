@@ -89,11 +89,22 @@ def _decode(row: Sequence[Any]) -> tuple[Any, ...]:
     return (*row[:5], orjson.loads(row[5]), orjson.loads(row[6]), *row[7:])
 
 
-class _Reads:
-    """The two read workloads, the same SQL on both drivers but for the placeholder."""
+class _Shared:
+    """What both drivers do with the same SQL but for the placeholder and the INSERT."""
 
     conn: Any
     P = "?"
+    INSERT = SQLITE_INSERT
+
+    def _row(self, stream: str, version: int, data: dict[str, Any]) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def append_singly(
+        self, ident: uuid.UUID, datas: Sequence[dict[str, Any]], version: int = 0
+    ) -> None:
+        execute, row, stream = self.conn.execute, self._row, stream_name(ident)
+        for v, data in enumerate(datas, version + 1):
+            execute(self.INSERT, row(stream, v, data))
 
     def read_stream(self, ident: uuid.UUID) -> int:
         rows = self.conn.execute(
@@ -114,7 +125,7 @@ class _Reads:
             position = rows[-1][2]
 
 
-class SQLiteImpl(_Reads):
+class SQLiteImpl(_Shared):
     """sqlite3 in autocommit mode (``isolation_level=None``), WAL, ``synchronous=FULL``."""
 
     name = NAME
@@ -182,13 +193,6 @@ class SQLiteImpl(_Reads):
             conn.execute("COMMIT")
             version += len(batch)
 
-    def append_singly(
-        self, ident: uuid.UUID, datas: Sequence[dict[str, Any]], version: int = 0
-    ) -> None:
-        execute, row, stream = self.conn.execute, self._row, stream_name(ident)
-        for v, data in enumerate(datas, version + 1):
-            execute(SQLITE_INSERT, row(stream, v, data))
-
     def populate(self, ident: uuid.UUID, n: int, start: int = 0) -> None:
         stream = stream_name(ident)
         for low in range(0, n, POPULATE_BATCH):
@@ -213,10 +217,11 @@ class SQLiteImpl(_Reads):
         raise NotApplicable("no domain layer in a raw driver")
 
 
-class PostgresImpl(_Reads):
+class PostgresImpl(_Shared):
     """psycopg 3, autocommit connections (one per thread), the server's default durability."""
 
     P = "%s"
+    INSERT = PG_INSERT
 
     name = NAME
 
@@ -279,13 +284,6 @@ class PostgresImpl(_Reads):
         for batch in batches:
             self._copy(stream, version, batch)
             version += len(batch)
-
-    def append_singly(
-        self, ident: uuid.UUID, datas: Sequence[dict[str, Any]], version: int = 0
-    ) -> None:
-        execute, row, stream = self.conn.execute, self._row, stream_name(ident)
-        for v, data in enumerate(datas, version + 1):
-            execute(PG_INSERT, row(stream, v, data))
 
     def populate(self, ident: uuid.UUID, n: int, start: int = 0) -> None:
         stream = stream_name(ident)

@@ -129,6 +129,14 @@ RETURNING version, position
 """
 
 
+def _columns(e: PendingEvent, placement: Placement, now: int) -> tuple[Any, ...]:
+    """An event's INSERT values after (stream_id, version), in the events table's order."""
+    return (
+        e.event_id, e.type, e.data, e.metadata, e.schema_version, _to_us(e.occurred_at), now,
+        placement.category, placement.partition_key, placement.partition_hash,
+    )  # fmt: skip
+
+
 def _fast_mode(expected: ExpectedVersion) -> tuple[str, int]:
     """(mode, version) for _APPEND_ONE: every mode is an exact version or ANY."""
     if expected is ANY:
@@ -321,20 +329,7 @@ class SQLiteBackend:
                     "schema_version, occurred_at, recorded_at, category, partition_key, "
                     "partition_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (
-                            stream_id,
-                            last + i,
-                            e.event_id,
-                            e.type,
-                            e.data,
-                            e.metadata,
-                            e.schema_version,
-                            _to_us(e.occurred_at),
-                            now,
-                            placement.category,
-                            placement.partition_key,
-                            placement.partition_hash,
-                        )
+                        (stream_id, last + i, *_columns(e, placement, now))
                         for i, e in enumerate(events, start=1)
                     ],
                 )
@@ -368,16 +363,7 @@ class SQLiteBackend:
                     _APPEND_ONE,
                     (
                         stream_id,
-                        e.event_id,
-                        e.type,
-                        e.data,
-                        e.metadata,
-                        e.schema_version,
-                        _to_us(e.occurred_at),
-                        _to_us(datetime.now(UTC)),
-                        placement.category,
-                        placement.partition_key,
-                        placement.partition_hash,
+                        *_columns(e, placement, _to_us(datetime.now(UTC))),
                         stream_id,
                         stream_id,
                         mode,
