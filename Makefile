@@ -5,10 +5,11 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test lint typecheck generate check-generated pytest bench bench-quick clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml tests/toy_backend/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e tests/toy_backend  # a backend from another distribution
 	touch $@
 
 ## demo: install and run the seed's scenario on ./evstore-demo.db
@@ -23,6 +24,7 @@ LINTED := src tests tools $(wildcard benchmarks)
 lint: $(BIN)/.installed
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/lint-imports  # the layers: contracts in pyproject.toml [tool.importlinter]
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy

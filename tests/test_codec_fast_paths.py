@@ -23,7 +23,7 @@ from evstore.backends.sqlite import _from_us, _to_us
     ],
 )
 def test_fast_uuid_equals_the_constructor(text: str) -> None:
-    fast = _codec._uuid(text)
+    fast = _codec.parse_uuid(text)
     assert fast == uuid.UUID(text)
     assert hash(fast) == hash(uuid.UUID(text))
     assert str(fast) == str(uuid.UUID(text))
@@ -35,7 +35,7 @@ def test_fast_uuid_rejects_what_the_constructor_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         uuid.UUID(text)
     with pytest.raises(ValueError):
-        _codec._uuid(text)
+        _codec.parse_uuid(text)
 
 
 def test_empty_metadata_decodes_to_a_new_dict_each_time() -> None:

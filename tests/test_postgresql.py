@@ -24,7 +24,7 @@ import pytest
 
 import evstore
 from evstore.backends import postgresql
-from evstore.backends._pg_sql import LOCK_CLASS
+from evstore.backends.postgresql._sql import LOCK_CLASS
 from tests.backends.postgresql import admin_connection, fresh_schema
 
 

@@ -13,16 +13,6 @@ behind one API (sync and asyncio)::
             print(event.version, event.type, event.data)
 """
 
-from evstore._async.projection import AsyncProjection
-from evstore._async.repository import AsyncRepository
-from evstore._async.store import AsyncEventStore
-from evstore._async.subscription import AsyncSubscription
-from evstore._connect import connect, connect_async
-from evstore._spi import DeadLetter, StreamSummary
-from evstore._sync.projection import Projection
-from evstore._sync.repository import Repository
-from evstore._sync.store import EventStore
-from evstore._sync.subscription import Subscription
 from evstore._types import (
     ANY,
     NO_STREAM,
@@ -32,8 +22,13 @@ from evstore._types import (
     RecordedEvent,
     Snapshot,
 )
-from evstore.aggregate import Aggregate, applies
-from evstore.cache import CacheStats, LRUCache
+from evstore.domain.aggregate import Aggregate, applies
+from evstore.domain.cache import CacheStats, LRUCache
+from evstore.domain.projection import Projection
+from evstore.domain.projection_async import AsyncProjection
+from evstore.domain.registry import EventRegistry
+from evstore.domain.repository import Repository
+from evstore.domain.repository_async import AsyncRepository
 from evstore.errors import (
     BackendUnavailable,
     ConcurrencyError,
@@ -45,13 +40,18 @@ from evstore.errors import (
     StreamNotFound,
     UnknownEventType,
 )
-from evstore.partitioning import (
+from evstore.spi._model import DeadLetter, StreamSummary
+from evstore.store.connect import connect, connect_async, migrate
+from evstore.store.facade import EventStore
+from evstore.store.facade_async import AsyncEventStore
+from evstore.store.partitioning import (
     HashPartitioning,
     Partitioning,
     TemporalPartitioning,
     TenantPartitioning,
 )
-from evstore.registry import EventRegistry
+from evstore.store.subscription import Subscription
+from evstore.store.subscription_async import AsyncSubscription
 
 __all__ = [
     "ANY",
@@ -91,4 +91,5 @@ __all__ = [
     "applies",
     "connect",
     "connect_async",
+    "migrate",
 ]

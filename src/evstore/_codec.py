@@ -16,8 +16,6 @@ from typing import Any
 
 import orjson
 
-from evstore._spi import EventRecord
-from evstore._types import RecordedEvent
 from evstore.errors import SerializationError
 
 _PREFIX = "__evstore__:"
@@ -168,7 +166,7 @@ _set = object.__setattr__
 _UNKNOWN = uuid.SafeUUID.unknown
 
 
-def _uuid(text: str) -> uuid.UUID:
+def parse_uuid(text: str) -> uuid.UUID:
     """``uuid.UUID(text)`` for the canonical form backends store, at a quarter of the cost.
 
     ``UUID.__init__`` parses every accepted spelling; a read of 10,000 events spent a
@@ -182,19 +180,3 @@ def _uuid(text: str) -> uuid.UUID:
     _set(value, "int", int(digits, 16))
     _set(value, "is_safe", _UNKNOWN)
     return value
-
-
-def record_to_event(record: EventRecord) -> RecordedEvent:
-    """Decode a backend row into the public :class:`RecordedEvent`."""
-    return RecordedEvent(
-        record.stream_id,
-        record.version,
-        record.position,
-        _uuid(record.event_id),
-        record.type,
-        decode(record.data),
-        decode(record.metadata),
-        record.schema_version,
-        record.occurred_at,
-        record.recorded_at,
-    )

@@ -1,6 +1,6 @@
 """Run a blocking backend (SQLite, memory) under asyncio, on a small thread pool.
 
-The async store needs an :class:`~evstore._async.backend.AsyncBackend`; a backend whose
+The async store needs an :class:`~evstore.spi.backend_async.AsyncBackend`; a backend whose
 driver only blocks is wrapped here once instead of being written twice.
 """
 
@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from evstore._spi import (
+from evstore._types import AppendResult, ExpectedVersion
+from evstore.spi._model import (
     DeadLetter,
     EventRecord,
     LogFilter,
@@ -23,8 +24,7 @@ from evstore._spi import (
     SnapshotRecord,
     StreamSummary,
 )
-from evstore._sync.backend import Backend
-from evstore._types import AppendResult, ExpectedVersion
+from evstore.spi.backend import Backend
 
 T = TypeVar("T")
 

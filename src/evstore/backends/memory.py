@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from evstore._spi import (
+from evstore._types import AppendResult, ExpectedVersion
+from evstore.errors import StreamDeleted, StreamNotFound
+from evstore.spi._model import (
     DeadLetter,
     EventRecord,
     LogFilter,
@@ -25,8 +27,6 @@ from evstore._spi import (
     check_expected,
     replayed_result,
 )
-from evstore._types import AppendResult, ExpectedVersion
-from evstore.errors import StreamDeleted, StreamNotFound
 
 
 @dataclass

@@ -29,7 +29,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from evstore._spi import (
+from evstore._types import ANY, NO_STREAM, AppendResult, ExpectedVersion
+from evstore.errors import (
+    BackendUnavailable,
+    ConcurrencyError,
+    InvalidInput,
+    StreamDeleted,
+    StreamNotFound,
+)
+from evstore.spi._model import (
     DeadLetter,
     EventRecord,
     LogFilter,
@@ -40,14 +48,6 @@ from evstore._spi import (
     StreamSummary,
     check_expected,
     replayed_result,
-)
-from evstore._types import ANY, NO_STREAM, AppendResult, ExpectedVersion
-from evstore.errors import (
-    BackendUnavailable,
-    ConcurrencyError,
-    InvalidInput,
-    StreamDeleted,
-    StreamNotFound,
 )
 
 SCHEMA_VERSION = 2

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from evstore._connect import connect
-from evstore._sync.projection import Projection
-from evstore._sync.repository import Repository
 from evstore._types import NewEvent
+from evstore.domain.projection import Projection
+from evstore.domain.repository import Repository
 from evstore.errors import ConcurrencyError
 from evstore.examples.projections import UsersBySource
 from evstore.examples.users import User, registry, user_stream
+from evstore.store.connect import connect
 
 __all__ = ["Report", "run"]
 

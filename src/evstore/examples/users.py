@@ -13,9 +13,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from evstore.aggregate import Aggregate, applies
+from evstore.domain.aggregate import Aggregate, applies
+from evstore.domain.registry import EventRegistry
 from evstore.errors import InvalidInput
-from evstore.registry import EventRegistry
 
 __all__ = [
     "EmailChanged",

@@ -1,0 +1,749 @@
+"""The MongoDB backend (pymongo's native asyncio client); ``backend.py`` beside it is its
+generated twin on ``MongoClient``.
+
+Atomicity - one multi-document transaction per append (the seed's choice). A commit
+document holding the batch would be atomic without transactions, but MongoDB offers no
+gap-free global order without one: an append has to take a position number *and* become
+visible as one step, and only a transaction ties the two together. Transactions need a
+replica set (a single-node one is enough); sharded clusters run them as distributed
+transactions (see ``docs/mongodb.md``).
+
+Global order - a counter document. Every append first does ``$inc`` on the one document
+``counters/{_id: "position"}`` inside its transaction and numbers its events from the
+value it got. MongoDB transactions are first-writer-wins: a second transaction that writes
+the counter while the first is open, or whose snapshot predates the first's commit, fails
+with ``WriteConflict`` (a ``TransientTransactionError``) and is retried here. So a
+transaction can only take positions after every earlier holder of the counter has
+committed: positions are handed out in commit order, and an event can never become visible
+below a position a reader has already passed. The counter's value is therefore also a safe
+horizon: every position up to it is committed (or rolled back, leaving a hole that nothing
+will ever fill). ``read_all`` reads the counter first, then only positions up to it, and
+returns it as ``LogPage.scanned_to`` when the page is not full, so filtered subscribers
+advance past events they do not want. The price: appends are serialized through one
+document (each one a short transaction); that is the cost of a global log on MongoDB.
+
+Concurrency on one stream - the stream's document (``streams/{_id: stream_id}``) holds its
+version and is rewritten by every append, so racing appends of one stream also conflict;
+the loser is retried, re-reads the version and fails the expected-version check
+(``ConcurrencyError``). The unique index on ``(stream_id, version)`` is the last word: two
+events can never share a version, whatever happens above it. ``event_id`` is unique too,
+which makes a repeated append (a retry after a lost reply) return the original result.
+
+Transient errors (write conflicts, elections, dropped connections) are retried inside with
+jittered backoff for up to ``retry_timeout`` seconds; the user sees success,
+``ConcurrencyError`` or ``BackendUnavailable``. A commit whose outcome is unknown is
+retried as a commit; if that does not settle it, repeating the append with the same event
+ids is safe - it is idempotent.
+
+Reads of the global log and the head use read concern "majority" and transactions commit
+with write concern ``{w: "majority", j: true}`` (unless the URL chooses otherwise): an
+acknowledged append is journaled on a majority, and a reader is never given an event that
+a failover could roll back and renumber.
+
+A writer killed in the middle of an append leaves its transaction open on the server until
+the server reaps it (``transactionLifetimeLimitSeconds``, 60 s by default); until then it
+holds the counter, and other appends wait (they retry; ``retry_timeout`` defaults to 90 s so
+that they outlast it). Lower that server parameter where writers may die often.
+
+Live delivery - change streams as a wake-up, never as the data. One background watcher per
+backend tails the counter document's change stream; ``wait_for_events`` returns when it
+fires or when its timeout passes (so without change streams it degrades to polling). The
+subscription then reads the collection from its own checkpoint. A resume token therefore
+never has to be kept: when the watcher's token falls out of the oplog
+(``ChangeStreamHistoryLost``, code 286) it reopens from now and wakes every waiter, and
+they catch up by position - nothing is skipped, nothing restarts from "now".
+
+Documents - payloads are stored as the codec's JSON bytes (BSON binary), times as integer
+microseconds since the epoch (BSON dates keep only milliseconds). User strings (stream ids,
+types, names) only ever appear as values compared for equality, never as field names or
+operators, so ``{"$gt": ""}`` is just a stream id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import (
+    BulkWriteError,
+    CollectionInvalid,
+    ConfigurationError,
+    DocumentTooLarge,
+    DuplicateKeyError,
+    InvalidName,
+    OperationFailure,
+    PyMongoError,
+)
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from evstore import _aio
+from evstore._types import AppendResult, ExpectedVersion
+from evstore.errors import (
+    BackendUnavailable,
+    ConcurrencyError,
+    EvstoreError,
+    InvalidInput,
+    StreamDeleted,
+    StreamNotFound,
+)
+from evstore.spi._model import (
+    DeadLetter,
+    EventRecord,
+    LogFilter,
+    LogPage,
+    PendingEvent,
+    Placement,
+    SnapshotRecord,
+    StreamSummary,
+    check_expected,
+    replayed_result,
+)
+
+COUNTER = "position"
+HISTORY_LOST = 286  # ChangeStreamHistoryLost
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_FIELDS = {
+    "stream_id": 1,
+    "version": 1,
+    "event_id": 1,
+    "type": 1,
+    "data": 1,
+    "metadata": 1,
+    "schema_version": 1,
+    "occurred_at": 1,
+    "recorded_at": 1,
+}
+
+
+def _to_us(value: datetime) -> int:
+    return (value - _EPOCH) // _US
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _record(doc: dict[str, Any]) -> EventRecord:
+    return EventRecord(
+        doc["stream_id"],
+        doc["version"],
+        doc["_id"],
+        doc["event_id"],
+        doc["type"],
+        bytes(doc["data"]),
+        bytes(doc["metadata"]),
+        doc["schema_version"],
+        _from_us(doc["occurred_at"]),
+        _from_us(doc["recorded_at"]),
+    )
+
+
+def _state(stream: dict[str, Any] | None, stream_id: str) -> tuple[int, bool, int]:
+    """(last version ever stored, whether readers see events, last soft-deleted version)."""
+    if stream is None:
+        return 0, False, 0
+    if stream["tombstoned"]:
+        raise StreamDeleted(stream_id)
+    last, hidden = int(stream["version"]), int(stream["deleted_through"])
+    return last, last > hidden, hidden
+
+
+def _duplicate(error: BulkWriteError) -> bool:
+    return any(e.get("code") == 11000 for e in error.details.get("writeErrors", []))
+
+
+class _CommitUnknown(Exception):
+    """A commit's outcome is unknown (the connection broke while it ran)."""
+
+
+class _WorkFailed(Exception):
+    """Carries the exception of a projection's own work out of the retry loop, untouched."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
+def _log_query(after: int, head: int, where: LogFilter) -> dict[str, Any]:
+    query: dict[str, Any] = {"_id": {"$gt": after, "$lte": head}}
+    if where.types is not None:
+        query["type"] = {"$in": list(where.types)}
+    if where.category is not None:
+        query["category"] = {"$eq": where.category}
+    if where.stream_prefix is not None:
+        query["stream_id"] = {"$regex": "^" + re.escape(where.stream_prefix)}
+    if where.partition is not None:
+        slot, count = where.partition
+        query["partition_hash"] = {"$mod": [count, slot]}
+    return query
+
+
+class AsyncMongoBackend:
+    """Streams, the global log, snapshots and checkpoints in one MongoDB database."""
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        database: str,
+        *,
+        retry_timeout: float,
+        sharded: bool = False,
+    ) -> None:
+        self._client = client
+        self._sharded = sharded
+        self._db = client[database]
+        self._retry_timeout = retry_timeout
+        # Majority unless the URL asked for something else: never hand out rolled-back data.
+        read = client.read_concern if client.read_concern.level else ReadConcern("majority")
+        write = client.write_concern
+        if not write.document:
+            # j=True: acknowledged means in the journal, on mongod and on SecantusDB alike
+            # (measured: without it a SIGKILLed SecantusDB lost acknowledged appends).
+            write = WriteConcern("majority", j=True)
+        self._read_concern = read
+        self._write_concern = write
+        self._events = self._db.get_collection("events", read_concern=read)
+        self._streams = self._db.get_collection("streams", read_concern=read)
+        self._counters = self._db.get_collection("counters", read_concern=read)
+        self._snapshots = self._db.get_collection("snapshots", write_concern=write)
+        self._checkpoints = self._db.get_collection(
+            "checkpoints", read_concern=read, write_concern=write
+        )
+        self._letters = self._db.get_collection(
+            "dead_letters", read_concern=read, write_concern=write
+        )
+        self._ready = False
+        self._closed = False
+        self._changed = _aio.Event()
+        self._watcher: _aio.Runner | None = None
+        self._watching = True
+        self._token: Any = None  # the watcher's resume token (in memory only)
+        self.history_lost = 0
+        """How often the watcher's resume token had fallen out of the oplog."""
+
+    # -- set-up and error boundary ---------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _errors(self) -> AsyncIterator[None]:
+        """The one place where driver errors become evstore errors."""
+        if self._closed:
+            raise BackendUnavailable("the store is closed")
+        try:
+            if not self._ready:
+                await self._create_schema()
+            yield
+        except EvstoreError:
+            raise
+        except DocumentTooLarge as e:
+            raise InvalidInput(f"too large for one MongoDB document (16 MB): {e}") from e
+        except (ConfigurationError, InvalidName) as e:
+            raise InvalidInput(f"MongoDB configuration: {e}") from e
+        except PyMongoError as e:
+            raise BackendUnavailable(f"MongoDB error on {self._db.name!r}: {e}") from e
+
+    async def _create_schema(self) -> None:
+        events = self._db.events
+        if self._sharded:
+            # A sharded collection enforces only unique indexes prefixed by its shard key
+            # ({partition_hash: 1, stream_id: 1}; see docs/mongodb.md). partition_hash is a
+            # function of the stream, so this is still "one event per (stream, version)".
+            await events.create_index(
+                [("partition_hash", ASCENDING), ("stream_id", ASCENDING), ("version", ASCENDING)],
+                unique=True,
+                name="shard_stream_version",
+            )
+            await events.create_index("event_id", name="event_id")
+        else:
+            await events.create_index(
+                [("stream_id", ASCENDING), ("version", ASCENDING)],
+                unique=True,
+                name="stream_version",
+            )
+            await events.create_index("event_id", unique=True, name="event_id")
+        await events.create_index(
+            [("type", ASCENDING), ("occurred_at", ASCENDING)], name="type_occurred"
+        )
+        await events.create_index([("category", ASCENDING), ("_id", ASCENDING)], name="category")
+        await events.create_index(
+            [("partition_key", ASCENDING), ("_id", ASCENDING)], name="partition_key"
+        )
+        await self._db.dead_letters.create_index(
+            [("name", ASCENDING), ("position", ASCENDING)], unique=True, name="name_position"
+        )
+        # Older servers cannot create collections inside a transaction: create them now.
+        existing = set(await self._db.list_collection_names())
+        for name in ("streams", "snapshots", "checkpoints", "counters"):
+            if name not in existing:
+                try:
+                    await self._db.create_collection(name)
+                except CollectionInvalid:
+                    pass  # created by another process meanwhile
+                except OperationFailure as e:
+                    if e.code != 48:  # NamespaceExists
+                        raise
+        await self._db.counters.update_one(
+            {"_id": COUNTER}, {"$setOnInsert": {"value": 0}}, upsert=True
+        )
+        self._ready = True
+
+    async def _transaction(
+        self, body: Callable[[AsyncClientSession], Any], *, verify: bool = False
+    ) -> Any:
+        """Run ``body(session)`` in a transaction, retrying transient failures.
+
+        With ``verify``, a commit whose outcome is unknown raises ``_CommitUnknown`` for the
+        caller to check what is stored, instead of retrying the commit: a server restarted
+        meanwhile may acknowledge a retried commit of a transaction it no longer has.
+        """
+        deadline = time.monotonic() + self._retry_timeout
+        delay = 0.002
+        while True:
+            try:
+                async with self._client.start_session() as session:
+                    await session.start_transaction(write_concern=self._write_concern)
+                    try:
+                        result = await body(session)
+                    except BaseException:
+                        if session.in_transaction:
+                            await session.abort_transaction()
+                        raise
+                    if session.in_transaction:  # body may have aborted on purpose
+                        await self._commit(session, deadline, verify)
+                    return result
+            except PyMongoError as e:
+                if not e.has_error_label("TransientTransactionError"):
+                    raise
+                if time.monotonic() > deadline:
+                    raise BackendUnavailable(
+                        f"MongoDB kept failing the transaction for {self._retry_timeout}s "
+                        f"(last error: {e}); nothing was written"
+                    ) from e
+            await _aio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.25)
+
+    async def _commit(self, session: AsyncClientSession, deadline: float, verify: bool) -> None:
+        while True:
+            try:
+                await session.commit_transaction()
+                return
+            except PyMongoError as e:
+                if not e.has_error_label("UnknownTransactionCommitResult"):
+                    raise
+                if verify:
+                    raise _CommitUnknown(str(e)) from e
+                if time.monotonic() > deadline:
+                    raise BackendUnavailable(
+                        f"MongoDB did not confirm the commit within {self._retry_timeout}s "
+                        f"({e}); the append may or may not be stored - repeating it with "
+                        "the same event ids is safe"
+                    ) from e
+                await _aio.sleep(0.05)
+
+    # -- streams ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> AppendResult:
+        n = len(events)
+
+        async def body(session: AsyncClientSession) -> AppendResult:
+            # The counter first: concurrent appends conflict here, before doing any work.
+            counter = await self._db.counters.find_one_and_update(
+                {"_id": COUNTER},
+                {"$inc": {"value": n}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            assert counter is not None  # upsert with ReturnDocument.AFTER
+            end = int(counter["value"])
+            if self._sharded and await self._db.events.find_one(
+                {"event_id": {"$in": [e.event_id for e in events]}}, {"_id": 1}, session=session
+            ):
+                # No unique event_id index across shards: look before inserting.
+                raise DuplicateKeyError("event_id already stored", 11000)
+            stream = await self._db.streams.find_one({"_id": stream_id}, session=session)
+            last, visible, _ = _state(stream, stream_id)
+            check_expected(stream_id, expected, last, visible)
+            now = _to_us(datetime.now(UTC))
+            await self._db.events.insert_many(
+                [
+                    {
+                        "_id": end - n + i,
+                        "stream_id": stream_id,
+                        "version": last + i,
+                        "event_id": e.event_id,
+                        "type": e.type,
+                        "data": e.data,
+                        "metadata": e.metadata,
+                        "schema_version": e.schema_version,
+                        "occurred_at": _to_us(e.occurred_at),
+                        "recorded_at": now,
+                        "category": placement.category,
+                        "partition_key": placement.partition_key,
+                        "partition_hash": placement.partition_hash,
+                    }
+                    for i, e in enumerate(events, start=1)
+                ],
+                ordered=True,
+                session=session,
+            )
+            await self._db.streams.update_one(
+                {"_id": stream_id},
+                {
+                    "$set": {"version": last + n},
+                    "$setOnInsert": {
+                        "deleted_through": 0,
+                        "tombstoned": False,
+                        "partition_hash": placement.partition_hash,
+                    },
+                },
+                upsert=True,
+                session=session,
+            )
+            return AppendResult(last + n, tuple(range(end - n + 1, end + 1)))
+
+        async with self._errors():
+            try:
+                while True:
+                    try:
+                        result: AppendResult = await self._transaction(body, verify=True)
+                        return result
+                    except _CommitUnknown:
+                        # Stored -> the original result; not stored -> it never happened.
+                        stored = await self._stored(events)
+                        if stored:
+                            return replayed_result(stream_id, events, expected, stored)
+            except (ConcurrencyError, DuplicateKeyError, BulkWriteError) as e:
+                if isinstance(e, BulkWriteError) and not _duplicate(e):
+                    raise
+                # A repeat of a stored append fails the version check or the event_id
+                # index; only then is it worth looking the ids up.
+                stored = await self._stored(events)
+                if stored:
+                    return replayed_result(stream_id, events, expected, stored)
+                if isinstance(e, ConcurrencyError):
+                    raise
+                # (stream_id, version) taken: another append won (see the docstring).
+                version = await self.stream_version(stream_id)
+                raise ConcurrencyError(stream_id, expected, version) from e
+
+    async def _stored(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
+        ids = [e.event_id for e in events]
+        cursor = self._events.find({"event_id": {"$in": ids}}, _FIELDS)
+        return [_record(doc) for doc in await cursor.to_list()]
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        limit: int | None,
+        backwards: bool,
+    ) -> list[EventRecord]:
+        async with self._errors():
+            stream = await self._streams.find_one({"_id": stream_id})
+            last, _, hidden = _state(stream, stream_id)
+            if stream is None:
+                return []
+            low = max(from_version, hidden + 1)
+            high = last if to_version is None else min(to_version, last)
+            if low > high:
+                return []
+            cursor = self._events.find(
+                {"stream_id": stream_id, "version": {"$gte": low, "$lte": high}},
+                _FIELDS,
+                sort=[("version", DESCENDING if backwards else ASCENDING)],
+                limit=limit or 0,
+            )
+            return [_record(doc) for doc in await cursor.to_list()]
+
+    async def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
+        async with self._errors():
+            head = await self._head()
+            if head <= after:
+                return LogPage([], max(head, 0))
+            cursor = self._events.find(
+                _log_query(after, head, where), _FIELDS, sort=[("_id", ASCENDING)], limit=limit
+            )
+            events = [_record(doc) for doc in await cursor.to_list()]
+        return LogPage(events, events[-1].position if len(events) == limit else head)
+
+    async def _head(self) -> int:
+        counter = await self._counters.find_one({"_id": COUNTER})
+        return 0 if counter is None else int(counter["value"])
+
+    async def stream_version(self, stream_id: str) -> int:
+        async with self._errors():
+            last, visible, _ = _state(await self._streams.find_one({"_id": stream_id}), stream_id)
+        return last if visible else 0
+
+    async def head_position(self) -> int:
+        async with self._errors():
+            return await self._head()
+
+    async def delete_stream(self, stream_id: str, hard: bool, expected: ExpectedVersion) -> None:
+        async def body(session: AsyncClientSession) -> None:
+            stream = await self._db.streams.find_one({"_id": stream_id}, session=session)
+            last, visible, _ = _state(stream, stream_id)
+            check_expected(stream_id, expected, last, visible)
+            if not hard and not visible:
+                raise StreamNotFound(stream_id)
+            await self._db.snapshots.delete_one({"_id": stream_id}, session=session)
+            if hard:
+                await self._db.events.delete_many({"stream_id": stream_id}, session=session)
+            await self._db.streams.update_one(
+                {"_id": stream_id},
+                {
+                    "$set": {"version": last, "deleted_through": last, "tombstoned": hard},
+                    "$setOnInsert": {"partition_hash": 0},
+                },
+                upsert=True,
+                session=session,
+            )
+
+        async with self._errors():
+            await self._transaction(body)
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    async def get_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        async with self._errors():
+            _state(await self._streams.find_one({"_id": stream_id}), stream_id)
+            doc = await self._db.snapshots.find_one({"_id": stream_id})
+        if doc is None:
+            return None
+        return SnapshotRecord(
+            doc["_id"],
+            doc["version"],
+            bytes(doc["data"]),
+            doc["schema_version"],
+            _from_us(doc["taken_at"]),
+        )
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        async with self._errors():
+            stream_id = snapshot.stream_id
+            _state(await self._streams.find_one({"_id": stream_id}), stream_id)
+            # Matches only an older (or equal) snapshot; when a newer one is stored the
+            # upsert collides with its _id and the older snapshot is dropped.
+            with contextlib.suppress(DuplicateKeyError):
+                await self._snapshots.update_one(
+                    {"_id": stream_id, "version": {"$lte": snapshot.version}},
+                    {
+                        "$set": {
+                            "version": snapshot.version,
+                            "data": snapshot.data,
+                            "schema_version": snapshot.schema_version,
+                            "taken_at": _to_us(snapshot.taken_at),
+                        }
+                    },
+                    upsert=True,
+                )
+
+    # -- checkpoints and dead letters ------------------------------------------------------
+
+    async def get_checkpoint(self, name: str) -> int | None:
+        async with self._errors():
+            doc = await self._checkpoints.find_one({"_id": name})
+        return None if doc is None else int(doc["position"])
+
+    async def set_checkpoint(self, name: str, position: int) -> None:
+        async with self._errors():
+            await self._checkpoints.update_one(
+                {"_id": name}, {"$set": {"position": position}}, upsert=True
+            )
+
+    async def run_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> bool:
+        """Run ``work(session)`` and move checkpoint ``name`` in one transaction.
+
+        ``work`` gets the ``ClientSession`` (``AsyncClientSession`` under asyncio) with the
+        transaction open and passes ``session=`` to its own read-model writes, in this
+        database (``session.client[...]``). The checkpoint is written first, so a second
+        instance of the projection conflicts at once and then sees the moved checkpoint.
+        """
+
+        async def body(session: AsyncClientSession) -> bool:
+            before = await self._db.checkpoints.find_one_and_update(
+                {"_id": name},
+                {"$set": {"position": position}},
+                upsert=True,
+                return_document=ReturnDocument.BEFORE,
+                session=session,
+            )
+            if (None if before is None else int(before["position"])) != expected:
+                await session.abort_transaction()
+                return False
+            try:
+                await _aio.call(work, session)
+            except Exception as e:
+                raise _WorkFailed(e) from e
+            if not session.in_transaction:
+                raise InvalidInput(
+                    f"projection {name!r}: the handler ended the transaction; it must not "
+                    "commit or abort the session it is given"
+                )
+            return True
+
+        try:
+            async with self._errors():
+                done: bool = await self._transaction(body)
+                return done
+        except _WorkFailed as e:
+            # The caller's own error goes back unchanged, not translated.
+            raise e.error from None
+
+    async def park(self, letter: DeadLetter) -> None:
+        async with self._errors():
+            await self._letters.replace_one(
+                {"name": letter.name, "position": letter.position},
+                {**letter._asdict(), "parked_at": _to_us(letter.parked_at)},
+                upsert=True,
+            )
+
+    async def dead_letters(self, name: str, after: int, limit: int) -> list[DeadLetter]:
+        async with self._errors():
+            cursor = self._letters.find(
+                {"name": name, "position": {"$gt": after}},
+                {"_id": 0},
+                sort=[("position", ASCENDING)],
+                limit=limit,
+            )
+            docs = await cursor.to_list()
+        return [
+            DeadLetter(
+                **{**{f: d[f] for f in DeadLetter._fields}, "parked_at": _from_us(d["parked_at"])}
+            )
+            for d in docs
+        ]
+
+    async def unpark(self, name: str, position: int) -> bool:
+        async with self._errors():
+            result = await self._letters.delete_one({"name": name, "position": position})
+        return result.deleted_count > 0
+
+    # -- waiting for new events ------------------------------------------------------------
+
+    async def wait_for_events(self, after: int, timeout: float) -> None:
+        changed = self._changed
+        if await self.head_position() > after:
+            return
+        if self._watching and self._watcher is None:
+            self._watcher = _aio.Runner(self._watch, name=f"evstore-mongodb-{self._db.name}")
+        await changed.wait(timeout)
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, _aio.Event()
+        changed.set()
+
+    async def _watch(self) -> None:
+        """Tail the counter's change stream and wake waiters on every committed append."""
+        pipeline = [{"$match": {"documentKey._id": COUNTER}}]
+        failures = 0
+        while not self._closed:
+            try:
+                async with await self._db.counters.watch(
+                    pipeline, resume_after=self._token, max_await_time_ms=500
+                ) as stream:
+                    failures = 0
+                    while not self._closed and stream.alive:
+                        change = await stream.try_next()
+                        self._token = stream.resume_token
+                        if change is not None:
+                            self._wake()
+            except OperationFailure as e:
+                if e.code == HISTORY_LOST:
+                    # The token fell out of the oplog: start from now. Waiters re-read the
+                    # log from their own positions, so nothing in the gap is lost.
+                    self._token = None
+                    self.history_lost += 1
+                    self._wake()
+                    continue
+                failures += 1
+                if e.code in (40573, 40324, 20, 115):  # no change streams on this server
+                    self._watching = False
+                    return
+            except PyMongoError:
+                failures += 1
+            except Exception:  # pragma: no cover - never let the watcher die silently
+                failures += 1
+            if self._closed:
+                return
+            # Waiters poll meanwhile (their timeout); back off before reopening.
+            self._wake()
+            await _aio.sleep(min(0.1 * 2**failures, 2.0))
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
+        query: dict[str, Any] = {} if after is None else {"_id": {"$gt": after}}
+        async with self._errors():
+            cursor = self._streams.find(query, sort=[("_id", ASCENDING)], limit=limit)
+            docs = await cursor.to_list()
+        return [
+            StreamSummary(
+                d["_id"],
+                int(d["version"]),
+                "tombstoned"
+                if d["tombstoned"]
+                else "live"
+                if d["version"] > d["deleted_through"]
+                else "deleted",
+            )
+            for d in docs
+        ]
+
+    async def stats(self) -> dict[str, int]:
+        async with self._errors():
+            return {
+                "events": await self._events.count_documents({}),
+                "streams": await self._streams.count_documents(
+                    {"tombstoned": False, "version": {"$gt": 0}}
+                ),
+                "snapshots": await self._db.snapshots.count_documents({}),
+                "checkpoints": await self._checkpoints.count_documents({}),
+                "head_position": await self._head(),
+            }
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        database: str,
+        retry_timeout: float,
+        sharded: bool,
+        client_options: dict[str, Any],
+    ) -> AsyncMongoBackend:
+        """Create the client for ``url`` (options parsed by :mod:`evstore.backends.mongodb`)."""
+        try:
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, **client_options)
+            name = database or client.get_default_database("evstore").name
+        except (ConfigurationError, InvalidName, ValueError, TypeError) as e:
+            raise InvalidInput(f"bad MongoDB URL or option: {e}") from e
+        return cls(client, name, retry_timeout=retry_timeout, sharded=sharded)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await self._watcher.join(5.0)
+        self._wake()
+        await self._client.close()

@@ -1,0 +1,388 @@
+"""Projections: named subscriptions that build read models; ``_sync.projection`` is generated.
+
+Delivery guarantee. Where the backend offers ``run_with_checkpoint`` (SQLite, PostgreSQL,
+MongoDB) the handler's read-model writes and the checkpoint commit in ONE transaction: the
+handler is called as ``handler(event, tx)`` with the transaction's connection (a session on
+MongoDB), and an event affects a read model in the same database exactly once even if the
+process is killed at any point. Elsewhere (memory, or ``exactly_once=False``) the handler
+is called as ``handler(event, None)`` and the checkpoint is stored after each batch:
+at-least-once, so a restart may deliver the last batch again and the handler should be
+idempotent (``projection.exactly_once`` says which one applies).
+
+Poison events. An event whose handler raises is retried ``max_attempts`` times on its own;
+then, with ``on_error="park"`` (default), it is parked in the projection's dead-letter list
+and the projection moves on; with ``on_error="stop"`` the projection stops before it, and
+``wait()``/``stop()`` raise the handler's error. Parked events can be listed
+(:meth:`AsyncProjection.dead_letters`) and replayed (:meth:`AsyncProjection.replay`) once
+the cause is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Self, Unpack
+
+from evstore import _aio
+from evstore import _validation as check
+from evstore._types import RecordedEvent
+from evstore.errors import BackendUnavailable, InvalidInput
+from evstore.spi._model import DeadLetter, EventRecord
+from evstore.store.filters import LogFilterOptions
+from evstore.store.reader_async import AsyncLogFollower
+from evstore.store.records import record_to_event
+
+if TYPE_CHECKING:
+    from evstore.store.facade_async import AsyncEventStore
+
+log = logging.getLogger("evstore.projection")
+
+MAX_ERROR_TEXT = 2000
+
+Handler = Callable[[RecordedEvent, Any], Any]
+
+
+class AsyncProjection(AsyncLogFollower):
+    """A durable, named consumer of the global log that maintains a read model.
+
+    ``handler(event, tx)`` is called for each event in position order; ``tx`` is the
+    backend's open transaction (a ``sqlite3.Connection`` on SQLite) when the projection is
+    exactly-once, else None. Do not commit or roll back ``tx``. ``setup(tx)`` (optional)
+    runs once at start, in the same kind of transaction - the place to create read-model
+    tables.
+
+    ``types``, ``category`` and ``partition=(i, n)`` filter the log as in
+    :meth:`~evstore.AsyncEventStore.subscribe`; run n projections named e.g.
+    ``users-0of4`` ... ``users-3of4`` with ``partition=(i, 4)`` to split the work.
+    ``exactly_once``: None (default) uses the transactional path when the backend has it,
+    True requires it (``InvalidInput`` otherwise), False never uses it.
+
+    Run it in the background with :meth:`start` (then ``stop()``, or use it as a context
+    manager), or in the foreground with :meth:`catch_up`.
+    """
+
+    def __init__(
+        self,
+        store: AsyncEventStore,
+        name: str,
+        handler: Handler,
+        *,
+        from_position: int = 0,
+        batch_size: int = 100,
+        max_attempts: int = 3,
+        retry_delay: float = 0.05,
+        on_error: Literal["park", "stop"] = "park",
+        setup: Callable[[Any], Any] | None = None,
+        exactly_once: bool | None = None,
+        **filters: Unpack[LogFilterOptions],
+    ) -> None:
+        if not callable(handler):
+            raise InvalidInput("handler must be callable as handler(event, tx)")
+        if setup is not None and not callable(setup):
+            raise InvalidInput("setup must be callable as setup(tx)")
+        if on_error not in ("park", "stop"):
+            raise InvalidInput(f"on_error must be 'park' or 'stop', got {on_error!r}")
+        if not isinstance(retry_delay, int | float) or retry_delay < 0:
+            raise InvalidInput(f"retry_delay must be a number >= 0, got {retry_delay!r}")
+        if exactly_once not in (None, True, False):
+            raise InvalidInput(f"exactly_once must be None, True or False, got {exactly_once!r}")
+        super().__init__(store.reader(**filters), check.positive_int(batch_size, "batch_size"))
+        self._name = check.stream_id(name)
+        self._checkpoint = store.checkpoint_name(name)
+        self._handler = handler
+        self._setup = setup
+        self._from = check.non_negative_int(from_position, "from_position")
+        self._max_attempts = check.positive_int(max_attempts, "max_attempts")
+        self._retry_delay = float(retry_delay)
+        self._on_error = on_error
+        self._transact = getattr(self._backend, "run_with_checkpoint", None)
+        if exactly_once is False:
+            self._transact = None
+        elif exactly_once and self._transact is None:
+            raise InvalidInput(
+                f"projection {name!r}: exactly_once=True needs a backend that commits the "
+                "read model with the checkpoint (SQLite, PostgreSQL); this one does not"
+            )
+        self._stored: int | None = None  # the checkpoint as last read or written
+        self._prepared = False
+        self._handled = 0
+
+    def __repr__(self) -> str:
+        return f"<projection {self._name} at {self._position}>"
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The projection's name (its checkpoint and dead letters are stored under it)."""
+        return self._name
+
+    @property
+    def exactly_once(self) -> bool:
+        """True when read-model writes commit with the checkpoint; False: at-least-once."""
+        return self._transact is not None
+
+    @property
+    def handled(self) -> int:
+        """How many events this object has handled successfully."""
+        return self._handled
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        if self._prepared:
+            return
+        self._stored = await self._backend.get_checkpoint(self._checkpoint)
+        self._position = self._from if self._stored is None else self._stored
+        if self._setup is not None:
+            if self._transact is not None:
+                await self._commit(self._position, self._setup)
+            else:
+                await _aio.call(self._setup, None)
+        self._head = await self._backend.head_position()
+        self._prepared = True
+
+    async def start(self) -> None:
+        """Resume from the stored checkpoint and deliver in the background until stopped."""
+        if self.running:
+            raise InvalidInput(f"projection {self._name!r} is already running")
+        await self._prepare()
+        self._launch(f"evstore-projection-{self._name}")
+
+    async def catch_up(self, *, until: int | None = None, timeout: float = 60.0) -> int:
+        """Handle, in the foreground, every event stored now; return how many were handled.
+
+        ``until`` is a position the caller knows is committed (``append(...)
+        .last_position``): the call then also waits, at most ``timeout`` seconds, until
+        the log can be read up to it. Use it where readers may briefly lag behind commits
+        (PostgreSQL holds the readable head back while other transactions are open).
+        Raises the handler's error when ``on_error="stop"`` and an event stays failing.
+        """
+        if self.running:
+            raise InvalidInput(f"projection {self._name!r} is running in the background")
+        if until is not None:
+            check.non_negative_int(until, "until")
+        await self._prepare()
+        before = self._handled
+        target = await self._backend.head_position()
+        if until is not None:
+            target = max(target, until)
+        deadline = time.monotonic() + timeout
+        while self._position < target:
+            if await self._step() and self._position < target:
+                if until is None:
+                    break
+                if time.monotonic() > deadline:
+                    raise BackendUnavailable(
+                        f"projection {self._name!r}: the log was not readable up to position "
+                        f"{until} within {timeout}s"
+                    )
+                await self._reader.wait(self._position)
+        return self._handled - before
+
+    async def _step(self) -> bool:
+        """Handle one page of the log; return whether the projection has caught up."""
+        page = await self._reader.read(self._position, self._batch_size)
+        if page.events:
+            await self._handle_page(page.events)
+        self._head = max(self._head, page.scanned_to)
+        caught_up = len(page.events) < self._batch_size
+        if caught_up and page.scanned_to > self._position:
+            # Events after the last one delivered were filtered out: skip them for good.
+            await self._commit(page.scanned_to, None)
+        return caught_up
+
+    async def _handle_page(self, records: list[EventRecord]) -> None:
+        events = [record_to_event(r) for r in records]
+        if self._transact is not None:
+            try:
+                if await self._commit(events[-1].position, self._work(events)):
+                    self._handled += len(events)
+                return
+            except BackendUnavailable:
+                raise
+            except Exception:
+                log.debug("projection %s: batch failed, handling it event by event", self._name)
+            for event in events:
+                if event.position > self._position:
+                    await self._handle_alone(event)
+            return
+        done = self._position
+        try:
+            for event in events:
+                await self._handle_alone(event)
+                done = event.position
+        finally:
+            if done > self._position:  # keep what was handled, also when stopping
+                await self._commit(done, None)
+
+    async def _handle_alone(self, event: RecordedEvent) -> None:
+        """Deliver one event, retrying; park it (or raise) when it keeps failing."""
+        error: Exception | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                if self._transact is None:
+                    await _aio.call(self._handler, event, None)
+                    self._handled += 1
+                elif await self._commit(event.position, self._work([event])):
+                    self._handled += 1
+                return
+            except BackendUnavailable:
+                raise  # the store, not the event, is failing: stop rather than park
+            except Exception as e:
+                error = e
+                log.warning(
+                    "projection %s: %s at position %d failed (attempt %d of %d): %r",
+                    self._name, event.type, event.position, attempt, self._max_attempts, e,
+                )  # fmt: skip
+                if attempt < self._max_attempts and self._retry_delay:
+                    await _aio.sleep(self._retry_delay)
+        assert error is not None
+        if self._on_error == "stop":
+            raise error
+        await self._backend.park(_letter(self._checkpoint, event, error, self._max_attempts))
+        if self._transact is not None:
+            await self._commit(event.position, None)
+
+    def _work(self, events: list[RecordedEvent]) -> Callable[[Any], Any]:
+        async def work(tx: Any) -> None:
+            for event in events:
+                await _aio.call(self._handler, event, tx)
+
+        return work
+
+    async def _commit(self, position: int, work: Callable[[Any], Any] | None) -> bool:
+        """Move the checkpoint to ``position``, with ``work(tx)`` in the same transaction.
+
+        Returns False (nothing done) when another instance had moved the checkpoint.
+        """
+        if self._transact is None:
+            if work is not None:
+                await _aio.call(work, None)
+            await self._backend.set_checkpoint(self._checkpoint, position)
+            self._stored = self._position = position
+            return True
+        if await self._transact(self._checkpoint, self._stored, position, work or _nothing):
+            self._stored = self._position = position
+            return True
+        # Another instance of this projection moved the checkpoint: continue after it.
+        self._stored = await self._backend.get_checkpoint(self._checkpoint)
+        self._position = self._from if self._stored is None else self._stored
+        log.warning("projection %s: checkpoint moved by another instance", self._name)
+        return False
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    async def dead_letters(self, *, after: int = 0, limit: int = 100) -> list[DeadLetter]:
+        """The parked events of this projection, in position order."""
+        return await self._backend.dead_letters(
+            self._checkpoint,
+            check.non_negative_int(after, "after"),
+            check.positive_int(limit, "limit"),
+        )
+
+    async def discard(self, position: int) -> bool:
+        """Drop a dead letter without replaying it; return whether it existed."""
+        return await self._backend.unpark(
+            self._checkpoint, check.non_negative_int(position, "position")
+        )
+
+    async def replay(self, position: int | None = None) -> int:
+        """Deliver parked events to the handler again (all, or the one at ``position``).
+
+        Each one that is handled now is removed from the list; one that fails again stays,
+        with its error and attempt count updated. Returns how many were handled. On an
+        exactly-once backend each replay commits in its own transaction (the checkpoint
+        does not move); removing the letter follows that commit, so a crash in between can
+        replay that one event again.
+        """
+        if position is None:
+            letters = []
+            after = 0
+            while chunk := await self.dead_letters(after=after, limit=500):
+                letters.extend(chunk)
+                after = chunk[-1].position
+        else:
+            letters = [
+                letter
+                for letter in await self.dead_letters(after=max(position - 1, 0), limit=1)
+                if letter.position == position
+            ]
+            if not letters:
+                raise InvalidInput(f"projection {self._name!r} has no dead letter at {position}")
+        replayed = 0
+        for letter in letters:
+            try:
+                # Read it through its stream: that read never lags behind the log's head.
+                found = await self._backend.read_stream(
+                    letter.stream_id, letter.version, letter.version, 1, False
+                )
+                if not found or found[0].event_id != letter.event_id:
+                    raise InvalidInput(
+                        f"the event {letter.stream_id}@{letter.version} is no longer stored"
+                    )
+                await self._replay_one(letter, record_to_event(found[0]))
+            except Exception as e:
+                await self._backend.park(_letter(self._checkpoint, letter, e, letter.attempts + 1))
+                continue
+            await self._backend.unpark(self._checkpoint, letter.position)
+            replayed += 1
+        return replayed
+
+    async def _replay_one(self, letter: DeadLetter, event: RecordedEvent) -> None:
+        if self._transact is None:
+            await _aio.call(self._handler, event, None)
+            return
+        while True:  # compare-and-set against a projection that may be running
+            current = await self._backend.get_checkpoint(self._checkpoint)
+            keep = current if current is not None else max(letter.position - 1, 0)
+            if await self._transact(self._checkpoint, current, keep, self._work([event])):
+                return
+
+    async def query(self, fn: Callable[[Any], Any]) -> Any:
+        """Return ``fn(tx)`` run in a transaction of the read model's database.
+
+        On an exactly-once backend ``tx`` is a connection with a transaction open (as the
+        handler gets it), so a read sees the read model exactly as of the checkpoint; the
+        checkpoint is not moved. Elsewhere ``fn(None)`` is called.
+        """
+        if self._transact is None:
+            return await _aio.call(fn, None)
+        results: list[Any] = []
+
+        async def work(tx: Any) -> None:
+            results.append(await _aio.call(fn, tx))
+
+        while True:  # compare-and-set against a projection that may be running
+            current = await self._backend.get_checkpoint(self._checkpoint)
+            keep = self._from if current is None else current
+            if await self._transact(self._checkpoint, current, keep, work):
+                return results[-1]
+
+    async def __aenter__(self) -> Self:
+        if not self.running:
+            await self.start()
+        return self
+
+
+def _nothing(tx: Any) -> None:
+    pass
+
+
+def _letter(
+    name: str, event: RecordedEvent | DeadLetter, error: BaseException, attempts: int
+) -> DeadLetter:
+    text = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
+    return DeadLetter(
+        name,
+        event.position,
+        event.stream_id,
+        event.version,
+        event.type,
+        str(event.event_id),
+        text,
+        attempts,
+        datetime.now(UTC),
+    )

@@ -1,0 +1,130 @@
+"""Opening a store by URL: ``connect()``, ``connect_async()`` and ``migrate()``.
+
+The URL's scheme names the backend: an entry point of the group ``evstore.backends``
+(:mod:`evstore.spi.plugin`), or the module given as ``backend=``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
+from typing import Any
+
+from evstore.backends._threaded import ThreadedBackend
+from evstore.errors import InvalidInput
+from evstore.spi.backend_async import AsyncBackend
+from evstore.spi.plugin import (
+    ENTRY_POINT_GROUP,
+    AsyncBackendModule,
+    BackendModule,
+    MigratingBackendModule,
+)
+from evstore.store.facade import EventStore
+from evstore.store.facade_async import AsyncEventStore
+from evstore.store.settings import StoreSettings
+
+DEFAULT_URL = "sqlite:///evstore.db"
+
+STORE_OPTIONS = ("category_separator", "page_size", "poll_interval", "partitioning", "tenant")
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name.lower(): ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load(entry: EntryPoint, scheme: str) -> ModuleType:
+    try:
+        module = entry.load()
+    except ImportError as e:
+        dist = entry.dist.name if entry.dist is not None else "the backend's distribution"
+        extra = entry.value.rsplit(".", 1)[-1]
+        hint = f"evstore[{extra}]" if dist == "evstore" else dist
+        raise InvalidInput(
+            f"the {scheme}:// backend needs a driver that is not installed: "
+            f"pip install '{hint}' ({e})"
+        ) from e
+    if not isinstance(module, ModuleType):
+        raise InvalidInput(f"entry point {entry.name!r} of {ENTRY_POINT_GROUP} is not a module")
+    return module
+
+
+def backend_module(url: str | None, backend: ModuleType | str | None = None) -> tuple[str, Any]:
+    """The URL (``$EVSTORE_URL`` or the default when None) and the backend module serving it.
+
+    ``backend`` overrides the scheme: a module, or the dotted name of one.
+    """
+    if url is None:
+        url = os.environ.get("EVSTORE_URL") or DEFAULT_URL
+    if not isinstance(url, str):
+        raise InvalidInput(f"url must be a str, got {type(url).__name__}")
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if isinstance(backend, str):
+        try:
+            backend = importlib.import_module(backend)
+        except ImportError as e:
+            raise InvalidInput(f"cannot import backend module {backend!r}: {e}") from e
+    if backend is None:
+        known = _entry_points()
+        if scheme not in known:
+            raise InvalidInput(
+                f"unsupported URL {url!r}; use one of "
+                + ", ".join(f"{s}://" for s in sorted(known))
+                + " (or install the distribution of a backend for it)"
+            )
+        backend = _load(known[scheme], scheme)
+    if not isinstance(backend, BackendModule):
+        raise InvalidInput(f"backend module {backend.__name__!r} has no open_backend(url, ...)")
+    return url, backend
+
+
+def _split(options: dict[str, Any]) -> tuple[StoreSettings, dict[str, Any]]:
+    """Validate the store's own options first: a bad one must not open (create) a database."""
+    store = {k: options.pop(k) for k in STORE_OPTIONS if k in options}
+    return StoreSettings(**store), options
+
+
+def connect(
+    url: str | None = None, *, backend: ModuleType | str | None = None, **options: Any
+) -> EventStore:
+    """Open an event store; the URL picks the backend.
+
+    ``memory://``, ``sqlite:///path.db`` (the default: ``./evstore.db``, or ``$EVSTORE_URL``),
+    ``postgresql://...``, ``mongodb://...``, or any scheme a backend distribution registers
+    (``backend=`` names the module instead). Store options:
+    ``category_separator`` (default ``"-"``), ``page_size``, ``poll_interval``,
+    ``partitioning`` (a strategy from :mod:`evstore.store.partitioning` giving each stream
+    its partition key) and ``tenant`` (a store that only reads and writes that tenant's
+    streams, ``{tenant}_...``; any other stream id raises ``InvalidInput``); the rest go to
+    the backend.
+    """
+    url, module = backend_module(url, backend)
+    store_options, backend_options = _split(dict(options))
+    return EventStore(module.open_backend(url, **backend_options), settings=store_options)
+
+
+def connect_async(
+    url: str | None = None, *, backend: ModuleType | str | None = None, **options: Any
+) -> AsyncEventStore:
+    """Open an asyncio event store; same URLs and options as :func:`connect`."""
+    url, module = backend_module(url, backend)
+    store_options, backend_options = _split(dict(options))
+    opened: AsyncBackend
+    if isinstance(module, AsyncBackendModule):
+        opened = module.open_async_backend(url, **backend_options)
+    else:
+        opened = ThreadedBackend(module.open_backend(url, **backend_options))
+    return AsyncEventStore(opened, settings=store_options)
+
+
+def migrate(
+    url: str | None = None, *, backend: ModuleType | str | None = None, **options: Any
+) -> tuple[int, int] | None:
+    """Create or upgrade the store's schema; the schema versions (before, after) when the
+    backend migrates explicitly, else None (opening the store created what it needs)."""
+    url, module = backend_module(url, backend)
+    if isinstance(module, MigratingBackendModule):
+        return module.migrate(url, **options)
+    connect(url, backend=module, **options).close()
+    return None

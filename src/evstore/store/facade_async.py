@@ -1,0 +1,380 @@
+"""The event store facade. Written once for asyncio; ``evstore.store.facade`` is generated.
+
+The facade validates every argument before a backend sees it, encodes and decodes
+payloads, pages long reads, and runs subscriptions. Backends only store rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import Any, Literal, Unpack
+
+from evstore import _codec
+from evstore import _validation as check
+from evstore._types import (
+    ANY,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    _ExpectedVersionMode,
+)
+from evstore.errors import InvalidInput
+from evstore.spi._model import (
+    PendingEvent,
+    Placement,
+    SnapshotRecord,
+    StreamSummary,
+    stable_hash,
+)
+from evstore.spi.backend_async import AsyncBackend
+from evstore.store.filters import LogFilterOptions, log_filter
+from evstore.store.partitioning import Partitioning
+from evstore.store.reader_async import AsyncLogReader
+from evstore.store.records import record_to_event
+from evstore.store.settings import StoreSettings
+from evstore.store.subscription_async import AsyncSubscription
+
+
+def _expected(value: object) -> ExpectedVersion:
+    if isinstance(value, _ExpectedVersionMode):
+        return value
+    return check.non_negative_int(value, "expected_version")
+
+
+def _pending(events: object) -> list[PendingEvent]:
+    if isinstance(events, NewEvent):
+        raise InvalidInput("events must be a list of NewEvent; wrap the single event in [...]")
+    if not isinstance(events, list | tuple):
+        raise InvalidInput(f"events must be a list of NewEvent, got {type(events).__name__}")
+    if not events:
+        raise InvalidInput("events must not be empty; append at least one NewEvent")
+    out = []
+    seen = set()
+    for i, event in enumerate(events):
+        if not isinstance(event, NewEvent):
+            raise InvalidInput(f"events[{i}] must be a NewEvent, got {type(event).__name__}")
+        event_id = str(event.event_id)
+        if event_id in seen:
+            raise InvalidInput(f"events[{i}] repeats event_id {event_id} within the batch")
+        seen.add(event_id)
+        out.append(
+            PendingEvent(
+                event_id,
+                event.type,
+                _codec.encode(event.data, f"events[{i}].data"),
+                _codec.encode(event.metadata, f"events[{i}].metadata")
+                if event.metadata
+                else _codec.EMPTY,
+                event.schema_version,
+                event.occurred_at,
+            )
+        )
+    return out
+
+
+class AsyncEventStore:
+    """An event store over one backend: streams, the global log, snapshots, subscriptions.
+
+    Open one with :func:`evstore.connect_async`; close it with ``close()`` or use it as a
+    context manager.
+    """
+
+    def __init__(self, backend: AsyncBackend, **options: Any) -> None:
+        settings = options.pop("settings", None) or StoreSettings(**options)
+        self._backend = backend
+        self._settings = settings
+        self._separator = settings.category_separator
+        self._page_size = settings.page_size
+        self._poll_interval = settings.poll_interval
+        self._partitioning = settings.partitioning
+        self._tenant = settings.tenant
+        self._prefix = settings.tenant_prefix
+        self._closed = False
+
+    @property
+    def backend(self) -> AsyncBackend:
+        """The storage backend (for backend-specific tools and tests)."""
+        return self._backend
+
+    def category_of(self, stream_id: str) -> str:
+        """The stream's category: its id up to the first separator (``user-1`` -> ``user``)."""
+        return stream_id.split(self._separator, 1)[0]
+
+    @property
+    def partitioning(self) -> Partitioning | None:
+        """The strategy that gives each stream its partition key (None: the stream id)."""
+        return self._partitioning
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant this store is limited to, or None."""
+        return self._tenant
+
+    def _placement(self, stream_id: str) -> Placement:
+        # The partition hash is the hash of the partition key, so every event of a stream
+        # (and of a key) falls in the same slot of subscribe(partition=(i, n)).
+        strategy = self._partitioning
+        if strategy is None:
+            return Placement(self.category_of(stream_id), stream_id, stable_hash(stream_id))
+        key = strategy.partition_key(stream_id)
+        return Placement(self.category_of(stream_id), key, strategy.partition_hash(key))
+
+    def _stream(self, stream_id: object) -> str:
+        """A valid stream id that this store may use (its tenant's, when it has one)."""
+        check.stream_id(stream_id)
+        assert isinstance(stream_id, str)
+        prefix = self._prefix
+        if prefix and (not stream_id.startswith(prefix) or len(stream_id) == len(prefix)):
+            raise InvalidInput(
+                f"stream {stream_id!r} does not belong to tenant {self._tenant!r}: this store "
+                f"was opened for that tenant and only uses stream ids starting with {prefix!r}"
+            )
+        return stream_id
+
+    def checkpoint_name(self, name: str) -> str:
+        """The stored name of a subscription's checkpoint (tenant stores prefix it)."""
+        return f"{self._prefix}{check.stream_id(name)}"
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """Atomically append ``events`` to the end of a stream.
+
+        ``expected_version`` is an int (0: the stream must not exist), ``ANY``,
+        ``NO_STREAM`` or ``STREAM_EXISTS``; a mismatch raises ``ConcurrencyError`` and
+        writes nothing. Appending the same event ids again at the same place returns the
+        original result; reusing an id elsewhere raises ``DuplicateEventId``.
+        """
+        self._stream(stream_id)
+        expected = _expected(expected_version)
+        pending = _pending(events)
+        return await self._backend.append(stream_id, pending, expected, self._placement(stream_id))
+
+    async def delete_stream(
+        self, stream_id: str, *, hard: bool = False, expected_version: ExpectedVersion = ANY
+    ) -> None:
+        """Delete a stream.
+
+        Soft (default): the stream reads as empty and can be written again; its versions
+        continue where they stopped, and its events stay in the global log. Hard: a
+        tombstone; the events are removed and any later read or append raises
+        ``StreamDeleted``.
+        """
+        self._stream(stream_id)
+        if not isinstance(hard, bool):
+            raise InvalidInput(f"hard must be a bool, got {hard!r}")
+        await self._backend.delete_stream(stream_id, hard, _expected(expected_version))
+
+    # -- reading a stream ------------------------------------------------------------------
+
+    async def get_events(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        *,
+        to_version: int | None = None,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[RecordedEvent]:
+        """Events of one stream with ``from_version <= version <= to_version``.
+
+        In version order, or newest first when ``backwards`` (so ``limit=1, backwards=True``
+        is the last event). A stream that does not exist reads as ``[]``.
+        """
+        return [
+            event
+            async for event in self.iter_events(
+                stream_id, from_version, to_version=to_version, limit=limit, backwards=backwards
+            )
+        ]
+
+    async def iter_events(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        *,
+        to_version: int | None = None,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Like :meth:`get_events`, read in pages: memory stays bounded for any stream size."""
+        self._stream(stream_id)
+        low = check.non_negative_int(from_version, "from_version")
+        high = None if to_version is None else check.non_negative_int(to_version, "to_version")
+        remaining = check.optional_positive_int(limit, "limit")
+        if not isinstance(backwards, bool):
+            raise InvalidInput(f"backwards must be a bool, got {backwards!r}")
+        while remaining is None or remaining > 0:
+            page = self._page_size if remaining is None else min(remaining, self._page_size)
+            records = await self._backend.read_stream(stream_id, low, high, page, backwards)
+            for record in records:
+                yield record_to_event(record)
+            if len(records) < page:
+                return
+            if remaining is not None:
+                remaining -= len(records)
+            if backwards:
+                high = records[-1].version - 1
+            else:
+                low = records[-1].version + 1
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version: its last event's version, 0 if it has none."""
+        return await self._backend.stream_version(self._stream(stream_id))
+
+    # -- reading the global log ------------------------------------------------------------
+
+    def reader(self, **filters: Unpack[LogFilterOptions]) -> AsyncLogReader:
+        """The log reader for these filters (what subscriptions and projections read with)."""
+        where = log_filter(dict(filters), self._prefix or None)
+        return AsyncLogReader(self._backend, where, self._poll_interval)
+
+    async def read_all(
+        self,
+        from_position: int = 0,
+        *,
+        limit: int | None = None,
+        **filters: Unpack[LogFilterOptions],
+    ) -> list[RecordedEvent]:
+        """Events of the global log with position > ``from_position``, in position order.
+
+        ``types`` keeps only those event types, ``category`` only streams of that category,
+        ``partition=(i, n)`` only streams whose stable hash falls in slot i of n.
+        """
+        return [event async for event in self.iter_all(from_position, limit=limit, **filters)]
+
+    async def iter_all(
+        self,
+        from_position: int = 0,
+        *,
+        limit: int | None = None,
+        **filters: Unpack[LogFilterOptions],
+    ) -> AsyncIterator[RecordedEvent]:
+        """Like :meth:`read_all`, read in pages with bounded memory."""
+        after = check.non_negative_int(from_position, "from_position")
+        remaining = check.optional_positive_int(limit, "limit")
+        async for record in self.reader(**filters).records(after, remaining, self._page_size):
+            yield record_to_event(record)
+
+    async def head_position(self) -> int:
+        """The position of the newest event in the global log (0 when empty)."""
+        return await self._backend.head_position()
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    async def get_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The latest snapshot saved for a stream, or None."""
+        record = await self._backend.get_snapshot(self._stream(stream_id))
+        if record is None:
+            return None
+        return Snapshot(
+            record.stream_id,
+            record.version,
+            _codec.decode(record.data),
+            record.schema_version,
+            record.taken_at,
+        )
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Save a snapshot; one older than the stored snapshot is ignored.
+
+        The snapshot's version must not be above the stream's current version.
+        """
+        if not isinstance(snapshot, Snapshot):
+            raise InvalidInput(f"snapshot must be a Snapshot, got {type(snapshot).__name__}")
+        self._stream(snapshot.stream_id)
+        current = await self._backend.stream_version(snapshot.stream_id)
+        if snapshot.version > current:
+            raise InvalidInput(
+                f"snapshot of {snapshot.stream_id!r} at version {snapshot.version} is ahead "
+                f"of the stream (version {current}); snapshot only stored events"
+            )
+        await self._backend.save_snapshot(
+            SnapshotRecord(
+                snapshot.stream_id,
+                snapshot.version,
+                _codec.encode(snapshot.data, "snapshot.data"),
+                snapshot.schema_version,
+                snapshot.taken_at,
+            )
+        )
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        handler: Callable[[RecordedEvent], Any],
+        *,
+        from_position: int | Literal["end"] = 0,
+        name: str | None = None,
+        batch_size: int = 100,
+        **filters: Unpack[LogFilterOptions],
+    ) -> AsyncSubscription:
+        """Deliver the global log to ``handler``: first what is stored, then live.
+
+        Events come in position order with no gap and no duplicate at the hand-over. With
+        ``name`` the position is stored after each handled batch, and a later subscription
+        with the same name resumes after it (the stored checkpoint wins over
+        ``from_position``). If the handler raises, the subscription stops at that event,
+        keeps the error in ``.error`` and raises it from ``wait()`` and ``stop()``.
+        """
+        if not callable(handler):
+            raise InvalidInput("handler must be callable")
+        if from_position != "end":
+            check.non_negative_int(from_position, "from_position")
+        if name is not None:
+            name = self.checkpoint_name(name)
+        subscription = AsyncSubscription(
+            self.reader(**filters),
+            handler,
+            from_position=from_position,
+            name=name,
+            batch_size=check.positive_int(batch_size, "batch_size"),
+        )
+        await subscription.start()
+        return subscription
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def list_streams(
+        self, *, after: str | None = None, limit: int = 100
+    ) -> list[StreamSummary]:
+        """Streams in id order (with version and state), starting after the id ``after``."""
+        if after is not None:
+            check.stream_id(after)
+        limit = check.positive_int(limit, "limit")
+        prefix = self._prefix
+        if not prefix:
+            return await self._backend.list_streams(after, limit)
+        # A tenant's ids are contiguous in id order: start at its prefix, stop past it.
+        found = await self._backend.list_streams(max(after or "", prefix), limit)
+        return [s for s in found if s.stream_id.startswith(prefix)]
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for operators: events, streams, snapshots, checkpoints, head position."""
+        return await self._backend.stats()
+
+    async def close(self) -> None:
+        """Close the backend's connections. Closing twice is harmless."""
+        if not self._closed:
+            self._closed = True
+            await self._backend.close()
+
+    async def __aenter__(self) -> AsyncEventStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,178 @@
+"""The one log reader behind ``iter_all``, subscriptions and projections.
+
+:class:`AsyncLogReader` reads the global log after a position through one filter, with one
+rule for advancing past what the filter skipped, and knows how to wait for more (the
+wake-up policy). :class:`AsyncLogFollower` is the background loop of subscriptions and
+projections over it.
+
+There is one delivery path, not two: a follower always reads the global log after its
+position, and when it has read everything it waits for the backend to say the head may
+have moved (an in-process wake-up, a notification, or a poll). The hand-over from
+catch-up to live is therefore not a switch between mechanisms and cannot lose or repeat
+an event: both phases are the same ordered read ``position > last``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Self
+
+from evstore import _aio
+from evstore.spi._model import EventRecord, LogFilter, LogPage
+from evstore.spi.backend_async import AsyncBackend
+
+log = logging.getLogger("evstore.subscription")
+
+
+class AsyncLogReader:
+    """Reads the global log through one filter; the only code that pages the log.
+
+    The rule for advancing is written once, in :meth:`next_position`: after a page has been
+    handled entirely, a reader continues from the page's ``scanned_to``, so the events the
+    filter skipped are never read again.
+    """
+
+    def __init__(self, backend: AsyncBackend, where: LogFilter, poll_interval: float) -> None:
+        self.backend = backend
+        self.where = where
+        self.poll_interval = poll_interval
+
+    async def read(self, after: int, limit: int) -> LogPage:
+        """Up to ``limit`` wanted events with position > ``after``."""
+        return await self.backend.read_all(after, limit, self.where)
+
+    @staticmethod
+    def next_position(after: int, page: LogPage) -> int:
+        """Where to continue once every event of ``page`` (read after ``after``) is handled."""
+        return max(after, page.scanned_to)
+
+    async def records(
+        self, after: int, limit: int | None, page_size: int
+    ) -> AsyncIterator[EventRecord]:
+        """Every wanted event after ``after`` (at most ``limit``), read in pages."""
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = page_size if remaining is None else min(remaining, page_size)
+            page = await self.read(after, size)
+            for record in page.events:
+                yield record
+            if remaining is not None:
+                remaining -= len(page.events)
+            following = self.next_position(after, page)
+            if len(page.events) < size or following == after:
+                return
+            after = following
+
+    async def head(self) -> int:
+        """The newest position readers can see."""
+        return await self.backend.head_position()
+
+    async def wait(self, after: int) -> None:
+        """Return once the head may be past ``after``, or after the poll interval."""
+        await self.backend.wait_for_events(after, self.poll_interval)
+
+
+class AsyncLogFollower:
+    """Follows the global log in the background; subclasses say how a page is handled.
+
+    Use it as a context manager to stop it on exit; the error that stopped it is raised
+    from ``wait()``, ``stop()`` and the context exit.
+    """
+
+    def __init__(self, reader: AsyncLogReader, batch_size: int) -> None:
+        self._reader = reader
+        self._backend = reader.backend
+        self._batch_size = batch_size
+        self._position = 0
+        self._head = 0
+        self._stopping = _aio.Event()
+        self._caught_up = _aio.Event()
+        self._runner: _aio.Runner | None = None
+        self.error: BaseException | None = None
+        """The exception that stopped the follower, if any."""
+
+    @property
+    def position(self) -> int:
+        """The position up to which the log has been handled (or skipped by the filter)."""
+        return self._position
+
+    @property
+    def lag(self) -> int:
+        """How many positions this follower is behind the head it last saw."""
+        return max(0, self._head - self._position)
+
+    @property
+    def running(self) -> bool:
+        """Whether the background runner is delivering."""
+        return self._runner is not None and not self._runner.done()
+
+    async def _step(self) -> bool:
+        """Handle one page after ``self._position``; return whether the log is exhausted."""
+        raise NotImplementedError
+
+    def _launch(self, name: str) -> None:
+        self._stopping = _aio.Event()
+        self._caught_up = _aio.Event()
+        self.error = None
+        self._runner = _aio.Runner(self._run, name=name)
+
+    async def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                if await self._step():
+                    self._caught_up.set()
+                    await self._wait_for_more()
+        except Exception as e:
+            self.error = e
+            log.error("%s stopped by an error: %r", self, e)
+        finally:
+            self._caught_up.set()
+
+    async def _wait_for_more(self) -> None:
+        self._head = await self._reader.head()
+        if self._head <= self._position:
+            await self._reader.wait(self._position)
+
+    async def wait_caught_up(self, timeout: float | None = None) -> bool:
+        """Wait until everything stored when it started has been delivered."""
+        return await self._caught_up.wait(timeout)
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Wait for the runner to end; raise the error that stopped it, if any."""
+        if self._runner is not None:
+            await self._runner.join(timeout)
+        if self.error is not None:
+            raise self.error
+
+    async def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop after the event being handled and wait for the runner to end.
+
+        Raises the error that stopped it, if one did.
+        """
+        self._stopping.set()
+        await self.wait(timeout)
+
+    # async-only: begin
+    def cancel(self) -> None:
+        """Cancel the runner's task at once (the checkpoint keeps the last handled batch)."""
+        self._stopping.set()
+        if self._runner is not None:
+            self._runner.cancel()
+
+    def __await__(self) -> Any:
+        return self.wait().__await__()
+
+    # async-only: end
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
