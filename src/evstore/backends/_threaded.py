@@ -24,12 +24,30 @@ from evstore.spi._model import (
     SnapshotRecord,
     StreamSummary,
 )
-from evstore.spi.backend import Backend
+from evstore.spi.backend import Backend, TransactionalBackend, TransactionalCheckpoints
+from evstore.spi.backend_async import (
+    AsyncBackend,
+    AsyncCheckpointStore,
+    AsyncDeadLetterStore,
+    AsyncEventLog,
+    AsyncOperations,
+    AsyncSnapshotStore,
+    AsyncTransactionalCheckpoints,
+)
 
 T = TypeVar("T")
 
 
-class ThreadedBackend:
+def threaded(backend: Backend, *, workers: int = 8) -> AsyncBackend:
+    """The asyncio face of ``backend``, with the transactional tier when it has it."""
+    if isinstance(backend, TransactionalCheckpoints):
+        return ThreadedTransactionalBackend(backend, workers=workers)
+    return ThreadedBackend(backend, workers=workers)
+
+
+class ThreadedBackend(
+    AsyncEventLog, AsyncSnapshotStore, AsyncCheckpointStore, AsyncDeadLetterStore, AsyncOperations
+):
     """An ``AsyncBackend`` that runs each call of a sync ``Backend`` in a worker thread."""
 
     def __init__(self, backend: Backend, *, workers: int = 8) -> None:
@@ -38,10 +56,6 @@ class ThreadedBackend:
         # Live subscriptions block a thread while they wait for the next append; they get
         # threads of their own, so that many of them can never starve appends and reads.
         self._waiters = ThreadPoolExecutor(64, thread_name_prefix="evstore-wait")
-        if hasattr(backend, "run_with_checkpoint"):
-            # An optional capability (AsyncTransactionalBackend), detected with getattr by
-            # the projection layer: offer it only when the wrapped backend has it.
-            self.run_with_checkpoint = self._run_with_checkpoint
 
     async def _run(self, fn: Callable[..., T], *args: Any, pool: Any = None) -> T:
         loop = asyncio.get_running_loop()
@@ -92,27 +106,6 @@ class ThreadedBackend:
     async def set_checkpoint(self, name: str, position: int) -> None:
         await self._run(self.sync.set_checkpoint, name, position)
 
-    async def _run_with_checkpoint(
-        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
-    ) -> bool:
-        loop = asyncio.get_running_loop()
-
-        def work_in_thread(tx: Any) -> Any:
-            result = work(tx)
-            if inspect.isawaitable(result):
-                # An async handler runs on the event loop while this worker thread holds
-                # the transaction open; the loop is free, it only awaits this thread.
-                return asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
-            return result
-
-        return await self._run(
-            self.sync.run_with_checkpoint,  # type: ignore[attr-defined]
-            name,
-            expected,
-            position,
-            work_in_thread,
-        )
-
     async def park(self, letter: DeadLetter) -> None:
         await self._run(self.sync.park, letter)
 
@@ -135,6 +128,35 @@ class ThreadedBackend:
         await self._run(self.sync.close)
         self._pool.shutdown(wait=False)
         self._waiters.shutdown(wait=False)
+
+
+class ThreadedTransactionalBackend(ThreadedBackend, AsyncTransactionalCheckpoints):
+    """A threaded backend whose sync backend commits read models with checkpoints."""
+
+    def __init__(self, backend: TransactionalBackend, *, workers: int = 8) -> None:
+        super().__init__(backend, workers=workers)
+        self.transactional = backend
+
+    async def run_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> bool:
+        loop = asyncio.get_running_loop()
+
+        def work_in_thread(tx: Any) -> Any:
+            result = work(tx)
+            if inspect.isawaitable(result):
+                # An async handler runs on the event loop while this worker thread holds
+                # the transaction open; the loop is free, it only awaits this thread.
+                return asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+            return result
+
+        return await self._run(
+            self.transactional.run_with_checkpoint,
+            name,
+            expected,
+            position,
+            work_in_thread,
+        )
 
 
 async def _awaited(awaitable: Any) -> Any:

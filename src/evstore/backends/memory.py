@@ -27,6 +27,13 @@ from evstore.spi._model import (
     check_expected,
     replayed_result,
 )
+from evstore.spi.backend import (
+    CheckpointStore,
+    DeadLetterStore,
+    EventLog,
+    Operations,
+    SnapshotStore,
+)
 
 
 @dataclass
@@ -58,7 +65,7 @@ _shared: dict[str, _Data] = {}
 _shared_lock = threading.Lock()
 
 
-class MemoryBackend:
+class MemoryBackend(EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, Operations):
     """Events in Python lists, guarded by one lock."""
 
     def __init__(self, name: str = "") -> None:

@@ -49,6 +49,13 @@ from evstore.spi._model import (
     check_expected,
     replayed_result,
 )
+from evstore.spi.backend import (
+    DeadLetterStore,
+    EventLog,
+    Operations,
+    SnapshotStore,
+    TransactionalCheckpoints,
+)
 
 SCHEMA_VERSION = 2
 DEFAULT_PATH = "evstore.db"
@@ -198,7 +205,7 @@ class _Wakeup:
             self.cond.notify_all()
 
 
-class SQLiteBackend:
+class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLetterStore, Operations):
     """Events in a SQLite file in WAL mode, shared safely by threads and processes."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL", busy_timeout: float = 30.0) -> None:
@@ -622,9 +629,12 @@ class SQLiteBackend:
     def stats(self) -> dict[str, int]:
         with self._read() as db:
             db.execute("BEGIN")
-            events, streams = db.execute(
-                "SELECT count(*), count(DISTINCT stream_id) FROM events"
-            ).fetchone()
+            events = db.execute("SELECT count(*) FROM events").fetchone()[0]
+            streams = db.execute(  # live streams: visible events (see Operations.stats)
+                "SELECT count(*) FROM (SELECT stream_id, max(version) v FROM events"
+                " GROUP BY stream_id) e LEFT JOIN deleted_streams d USING (stream_id)"
+                " WHERE e.v > coalesce(d.last_version, 0)"
+            ).fetchone()[0]
             snapshots = db.execute("SELECT count(*) FROM snapshots").fetchone()[0]
             checkpoints = db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
             head = self._head(db)

@@ -32,6 +32,7 @@ from evstore import _validation as check
 from evstore._types import RecordedEvent
 from evstore.errors import BackendUnavailable, InvalidInput
 from evstore.spi._model import DeadLetter, EventRecord
+from evstore.spi.backend import TransactionalCheckpoints
 from evstore.store.filters import LogFilterOptions
 from evstore.store.reader import LogFollower
 from evstore.store.records import record_to_event
@@ -99,7 +100,12 @@ class Projection(LogFollower):
         self._max_attempts = check.positive_int(max_attempts, "max_attempts")
         self._retry_delay = float(retry_delay)
         self._on_error = on_error
-        self._transact = getattr(self._backend, "run_with_checkpoint", None)
+        backend = self._backend
+        self._transact = (
+            backend.run_with_checkpoint
+            if isinstance(backend, TransactionalCheckpoints)
+            else None
+        )
         if exactly_once is False:
             self._transact = None
         elif exactly_once and self._transact is None:

@@ -1,9 +1,13 @@
 """The backend interface, for people writing a backend of their own.
 
 A backend implements :class:`Backend` (sync) and/or :class:`AsyncBackend` (asyncio): storage
-only. It receives :class:`PendingEvent` rows whose payloads are already encoded, stores
-:class:`EventRecord` rows, and applies :func:`check_expected` and :func:`replayed_result`
-inside its write transaction. Prove it with :class:`evstore.testing.StoreContract`.
+only, in tiers (:class:`EventLog`, :class:`SnapshotStore`, :class:`CheckpointStore`,
+:class:`DeadLetterStore`, :class:`Operations`, and optionally
+:class:`TransactionalCheckpoints`; see :mod:`evstore.spi.backend_async`) that its class
+names among its bases. It receives :class:`PendingEvent` rows whose payloads are already
+encoded, stores :class:`EventRecord` rows, and applies :func:`check_expected` and
+:func:`replayed_result` inside its write transaction. Prove it with
+:class:`evstore.testing.StoreContract` (or one tier's contract class).
 """
 
 from evstore.spi._model import (
@@ -19,22 +23,54 @@ from evstore.spi._model import (
     replayed_result,
     stable_hash,
 )
-from evstore.spi.backend import Backend, TransactionalBackend
-from evstore.spi.backend_async import AsyncBackend, AsyncTransactionalBackend
+from evstore.spi.backend import (
+    Backend,
+    CheckpointStore,
+    DeadLetterStore,
+    EventLog,
+    Operations,
+    SnapshotStore,
+    TransactionalBackend,
+    TransactionalCheckpoints,
+)
+from evstore.spi.backend_async import (
+    STATS_KEYS,
+    AsyncBackend,
+    AsyncCheckpointStore,
+    AsyncDeadLetterStore,
+    AsyncEventLog,
+    AsyncOperations,
+    AsyncSnapshotStore,
+    AsyncTransactionalBackend,
+    AsyncTransactionalCheckpoints,
+)
 
 __all__ = [
+    "STATS_KEYS",
     "AsyncBackend",
+    "AsyncCheckpointStore",
+    "AsyncDeadLetterStore",
+    "AsyncEventLog",
+    "AsyncOperations",
+    "AsyncSnapshotStore",
     "AsyncTransactionalBackend",
+    "AsyncTransactionalCheckpoints",
     "Backend",
+    "CheckpointStore",
     "DeadLetter",
+    "DeadLetterStore",
+    "EventLog",
     "EventRecord",
     "LogFilter",
     "LogPage",
+    "Operations",
     "PendingEvent",
     "Placement",
     "SnapshotRecord",
+    "SnapshotStore",
     "StreamSummary",
     "TransactionalBackend",
+    "TransactionalCheckpoints",
     "check_expected",
     "replayed_result",
     "stable_hash",

@@ -1,13 +1,33 @@
-"""The backend interface: storage only, one small protocol.
+"""The backend interface: storage only, in tiers.
 
-Everything else (validation, serialization, subscriptions, the domain layer) is written
-once above it. A backend must pass the contract suite in :mod:`evstore.testing`.
+A backend stores encoded rows; everything else (validation, serialization, subscriptions,
+the domain layer) is written once above it. The interface is split into tiers, each a
+protocol of its own and each with its own contract class in :mod:`evstore.testing`:
+
+========================================  ===================================================
+:class:`AsyncEventLog`                    streams and the global log: the core every
+                                          backend has (``EventLogContract``)
+:class:`AsyncSnapshotStore`               one snapshot per stream (``SnapshotStoreContract``)
+:class:`AsyncCheckpointStore`             named positions of subscriptions and projections
+                                          (``CheckpointStoreContract``)
+:class:`AsyncTransactionalCheckpoints`    optional: a projection's read-model writes commit
+                                          with its checkpoint (``TransactionalCheckpoint...``)
+:class:`AsyncDeadLetterStore`             events a projection gave up on
+                                          (``DeadLetterStoreContract``)
+:class:`AsyncOperations`                  listings and counts for operators
+                                          (``OperationsContract``)
+========================================  ===================================================
+
+A backend class names the tiers it implements among its bases (so mypy checks every
+method against its tier); :class:`AsyncBackend` is the union the store needs, and
+:class:`AsyncTransactionalBackend` adds the optional tier, which the projection layer finds
+with ``isinstance(backend, AsyncTransactionalCheckpoints)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from evstore._types import AppendResult, ExpectedVersion
 from evstore.spi._model import (
@@ -21,9 +41,24 @@ from evstore.spi._model import (
     StreamSummary,
 )
 
+__all__ = [
+    "STATS_KEYS",
+    "AsyncBackend",
+    "AsyncCheckpointStore",
+    "AsyncDeadLetterStore",
+    "AsyncEventLog",
+    "AsyncOperations",
+    "AsyncSnapshotStore",
+    "AsyncTransactionalBackend",
+    "AsyncTransactionalCheckpoints",
+]
 
-class AsyncBackend(Protocol):
-    """Storage for streams, the global log, snapshots and checkpoints."""
+STATS_KEYS = ("events", "streams", "snapshots", "checkpoints", "head_position")
+"""The keys every backend's ``stats()`` has (a backend may add keys of its own)."""
+
+
+class AsyncEventLog(Protocol):
+    """Streams and the global log: appends, reads, deletes and the wake-up of readers."""
 
     async def append(
         self,
@@ -68,14 +103,6 @@ class AsyncBackend(Protocol):
         """The highest position readers can see (0 for an empty log)."""
         ...
 
-    async def get_snapshot(self, stream_id: str) -> SnapshotRecord | None:
-        """The stored snapshot of a stream, if any."""
-        ...
-
-    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
-        """Store a snapshot unless one with a higher version is already stored."""
-        ...
-
     async def delete_stream(self, stream_id: str, hard: bool, expected: ExpectedVersion) -> None:
         """Soft delete (hide the events, keep numbering) or tombstone a stream.
 
@@ -85,6 +112,30 @@ class AsyncBackend(Protocol):
         """
         ...
 
+    async def wait_for_events(self, after: int, timeout: float) -> None:
+        """Return once the head may be past ``after``, or after ``timeout`` seconds."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the backend is not used afterwards."""
+        ...
+
+
+class AsyncSnapshotStore(Protocol):
+    """One snapshot per stream, the newest kept."""
+
+    async def get_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        """The stored snapshot of a stream, if any."""
+        ...
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        """Store a snapshot unless one with a higher version is already stored."""
+        ...
+
+
+class AsyncCheckpointStore(Protocol):
+    """Named positions in the global log (of subscriptions and projections)."""
+
     async def get_checkpoint(self, name: str) -> int | None:
         """The stored position of a named subscription."""
         ...
@@ -93,50 +144,16 @@ class AsyncBackend(Protocol):
         """Store the position of a named subscription."""
         ...
 
-    async def park(self, letter: DeadLetter) -> None:
-        """Store a dead letter of projection ``letter.name`` (durably, like a checkpoint).
 
-        A letter already stored for the same ``(name, position)`` is replaced. Letters are
-        independent of streams: deleting a stream does not remove them.
-        """
-        ...
+@runtime_checkable
+class AsyncTransactionalCheckpoints(AsyncCheckpointStore, Protocol):
+    """Optional: commit a projection's read-model writes with its checkpoint.
 
-    async def dead_letters(self, name: str, after: int, limit: int) -> list[DeadLetter]:
-        """Up to ``limit`` dead letters of projection ``name`` with position > ``after``.
-
-        In ascending position order; ``[]`` when there are none. Other projections' letters
-        are never included.
-        """
-        ...
-
-    async def unpark(self, name: str, position: int) -> bool:
-        """Remove the dead letter ``(name, position)``; return whether one was stored."""
-        ...
-
-    async def wait_for_events(self, after: int, timeout: float) -> None:
-        """Return once the head may be past ``after``, or after ``timeout`` seconds."""
-        ...
-
-    async def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
-        """Streams in id order, starting after the id ``after``."""
-        ...
-
-    async def stats(self) -> dict[str, int]:
-        """Counts for operators: events, streams, snapshots, checkpoints, head position."""
-        ...
-
-    async def close(self) -> None:
-        """Release connections; the backend is not used afterwards."""
-        ...
-
-
-class AsyncTransactionalBackend(AsyncBackend, Protocol):
-    """A backend that can commit a projection's read-model writes with its checkpoint.
-
-    Optional: the projection layer looks for ``run_with_checkpoint`` with ``getattr`` and,
-    when it is missing, falls back to ``get_checkpoint``/``set_checkpoint`` (at-least-once).
-    Offer it only when the read model can live in the same database and transaction as the
-    checkpoint (SQLite, PostgreSQL); that is what makes a projection exactly-once.
+    The projection layer checks ``isinstance(backend, AsyncTransactionalCheckpoints)`` and,
+    when the backend lacks it, falls back to ``get_checkpoint``/``set_checkpoint``
+    (at-least-once). Offer it only when the read model can live in the same database and
+    transaction as the checkpoint (SQLite, PostgreSQL, MongoDB); that is what makes a
+    projection exactly-once.
     """
 
     async def run_with_checkpoint(
@@ -168,3 +185,64 @@ class AsyncTransactionalBackend(AsyncBackend, Protocol):
         (``BackendUnavailable``). ``get_checkpoint(name)`` reads the value stored here.
         """
         ...
+
+
+class AsyncDeadLetterStore(Protocol):
+    """Events a projection gave up on ("parked"), kept to be listed and replayed."""
+
+    async def park(self, letter: DeadLetter) -> None:
+        """Store a dead letter of projection ``letter.name`` (durably, like a checkpoint).
+
+        A letter already stored for the same ``(name, position)`` is replaced. Letters are
+        independent of streams: deleting a stream does not remove them.
+        """
+        ...
+
+    async def dead_letters(self, name: str, after: int, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters of projection ``name`` with position > ``after``.
+
+        In ascending position order; ``[]`` when there are none. Other projections' letters
+        are never included.
+        """
+        ...
+
+    async def unpark(self, name: str, position: int) -> bool:
+        """Remove the dead letter ``(name, position)``; return whether one was stored."""
+        ...
+
+
+class AsyncOperations(Protocol):
+    """Listings and counts for operators."""
+
+    async def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
+        """Streams in id order, starting after the id ``after``."""
+        ...
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for operators, with at least the keys in :data:`STATS_KEYS`.
+
+        - ``events``: events in the global log (a soft-deleted stream's events count, a
+          hard-deleted stream's do not: they are gone);
+        - ``streams``: streams with visible events, i.e. those ``list_streams`` reports as
+          ``"live"`` (soft-deleted and tombstoned streams are not counted);
+        - ``snapshots``: stored snapshots; ``checkpoints``: stored checkpoints;
+        - ``head_position``: the same as :meth:`AsyncEventLog.head_position`.
+
+        A backend may add keys of its own (PostgreSQL reports its position gaps).
+        """
+        ...
+
+
+class AsyncBackend(
+    AsyncEventLog,
+    AsyncSnapshotStore,
+    AsyncCheckpointStore,
+    AsyncDeadLetterStore,
+    AsyncOperations,
+    Protocol,
+):
+    """Every tier the store needs: what ``evstore.connect_async`` opens a store on."""
+
+
+class AsyncTransactionalBackend(AsyncBackend, AsyncTransactionalCheckpoints, Protocol):
+    """A backend with every tier, the optional transactional checkpoints included."""

@@ -12,7 +12,7 @@ from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 from typing import Any
 
-from evstore.backends._threaded import ThreadedBackend
+from evstore.backends._threaded import threaded
 from evstore.errors import InvalidInput
 from evstore.spi.backend_async import AsyncBackend
 from evstore.spi.plugin import (
@@ -114,7 +114,7 @@ def connect_async(
     if isinstance(module, AsyncBackendModule):
         opened = module.open_async_backend(url, **backend_options)
     else:
-        opened = ThreadedBackend(module.open_backend(url, **backend_options))
+        opened = threaded(module.open_backend(url, **backend_options))
     return AsyncEventStore(opened, settings=store_options)
 
 

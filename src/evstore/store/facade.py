@@ -361,7 +361,8 @@ class EventStore:
         return [s for s in found if s.stream_id.startswith(prefix)]
 
     def stats(self) -> dict[str, int]:
-        """Counts for operators: events, streams, snapshots, checkpoints, head position."""
+        """Counts for operators: ``events`` in the global log, live ``streams`` (those with
+        visible events), ``snapshots``, ``checkpoints`` and ``head_position``."""
         return self._backend.stats()
 
     def close(self) -> None:

@@ -359,7 +359,8 @@ class AsyncEventStore:
         return [s for s in found if s.stream_id.startswith(prefix)]
 
     async def stats(self) -> dict[str, int]:
-        """Counts for operators: events, streams, snapshots, checkpoints, head position."""
+        """Counts for operators: ``events`` in the global log, live ``streams`` (those with
+        visible events), ``snapshots``, ``checkpoints`` and ``head_position``."""
         return await self._backend.stats()
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ import pytest
 import evstore
 from evstore import NO_STREAM, Snapshot
 from evstore.errors import ConcurrencyError, InvalidInput, StreamDeleted, StreamNotFound
+from evstore.spi import STATS_KEYS
 from evstore.testing._base import ContractBase, batch, new, unique
 from evstore.testing._factory import StoreFactory
 
@@ -270,6 +271,10 @@ class DeleteContract(ContractBase):
         ]
         assert [s.stream_id for s in store.list_streams(after="a-1", limit=2)] == ["b-1", "c-1"]
         stats = store.stats()
-        assert stats["events"] == 4
+        assert set(STATS_KEYS) <= set(stats)
+        assert stats["events"] == 4  # c-1's event stays in the log, d-1's is gone
+        assert stats["streams"] == 2  # the live ones: a-1 and b-1
+        assert stats["snapshots"] == 0
+        assert stats["checkpoints"] == 0
         assert stats["head_position"] == store.head_position()
         assert stats["head_position"] >= max(e.position for e in store.read_all())

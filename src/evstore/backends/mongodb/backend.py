@@ -108,6 +108,13 @@ from evstore.spi._model import (
     check_expected,
     replayed_result,
 )
+from evstore.spi.backend import (
+    DeadLetterStore,
+    EventLog,
+    Operations,
+    SnapshotStore,
+    TransactionalCheckpoints,
+)
 
 COUNTER = "position"
 HISTORY_LOST = 286  # ChangeStreamHistoryLost
@@ -190,7 +197,13 @@ def _log_query(after: int, head: int, where: LogFilter) -> dict[str, Any]:
     return query
 
 
-class MongoBackend:
+class MongoBackend(
+    EventLog,
+    SnapshotStore,
+    TransactionalCheckpoints,
+    DeadLetterStore,
+    Operations,
+):
     """Streams, the global log, snapshots and checkpoints in one MongoDB database."""
 
     def __init__(
@@ -715,8 +728,9 @@ class MongoBackend:
         with self._errors():
             return {
                 "events": self._events.count_documents({}),
+                # Live streams: visible events (see Operations.stats).
                 "streams": self._streams.count_documents(
-                    {"tombstoned": False, "version": {"$gt": 0}}
+                    {"tombstoned": False, "$expr": {"$gt": ["$version", "$deleted_through"]}}
                 ),
                 "snapshots": self._db.snapshots.count_documents({}),
                 "checkpoints": self._checkpoints.count_documents({}),

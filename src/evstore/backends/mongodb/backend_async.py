@@ -106,6 +106,13 @@ from evstore.spi._model import (
     check_expected,
     replayed_result,
 )
+from evstore.spi.backend_async import (
+    AsyncDeadLetterStore,
+    AsyncEventLog,
+    AsyncOperations,
+    AsyncSnapshotStore,
+    AsyncTransactionalCheckpoints,
+)
 
 COUNTER = "position"
 HISTORY_LOST = 286  # ChangeStreamHistoryLost
@@ -188,7 +195,13 @@ def _log_query(after: int, head: int, where: LogFilter) -> dict[str, Any]:
     return query
 
 
-class AsyncMongoBackend:
+class AsyncMongoBackend(
+    AsyncEventLog,
+    AsyncSnapshotStore,
+    AsyncTransactionalCheckpoints,
+    AsyncDeadLetterStore,
+    AsyncOperations,
+):
     """Streams, the global log, snapshots and checkpoints in one MongoDB database."""
 
     def __init__(
@@ -713,8 +726,9 @@ class AsyncMongoBackend:
         async with self._errors():
             return {
                 "events": await self._events.count_documents({}),
+                # Live streams: visible events (see Operations.stats).
                 "streams": await self._streams.count_documents(
-                    {"tombstoned": False, "version": {"$gt": 0}}
+                    {"tombstoned": False, "$expr": {"$gt": ["$version", "$deleted_through"]}}
                 ),
                 "snapshots": await self._db.snapshots.count_documents({}),
                 "checkpoints": await self._checkpoints.count_documents({}),

@@ -120,6 +120,13 @@ from evstore.spi._model import (
     replayed_result,
     stable_hash,
 )
+from evstore.spi.backend import (
+    DeadLetterStore,
+    EventLog,
+    Operations,
+    SnapshotStore,
+    TransactionalCheckpoints,
+)
 
 log = logging.getLogger("evstore.postgresql")
 
@@ -161,7 +168,13 @@ def _is_disconnect(e: BaseException) -> bool:
     return False
 
 
-class PostgresBackend:
+class PostgresBackend(
+    EventLog,
+    SnapshotStore,
+    TransactionalCheckpoints,
+    DeadLetterStore,
+    Operations,
+):
     """Events in PostgreSQL tables of one schema, shared by any number of processes."""
 
     def __init__(
@@ -901,7 +914,11 @@ ORDER BY ids.stream_id LIMIT %(limit)s""",
         s = self._schema
         rows = self._query(
             f"""
-SELECT (SELECT count(*) FROM {s}.events), (SELECT count(DISTINCT stream_id) FROM {s}.events),
+SELECT (SELECT count(*) FROM {s}.events),
+       (SELECT count(*) FROM (SELECT stream_id, max(version) AS v FROM {s}.events
+                              GROUP BY stream_id) e
+        LEFT JOIN {s}.deleted_streams d USING (stream_id)
+        WHERE e.v > coalesce(d.last_version, 0)),
        (SELECT count(*) FROM {s}.snapshots), (SELECT count(*) FROM {s}.checkpoints),
        0""",
             (),

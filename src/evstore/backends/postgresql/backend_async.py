@@ -118,6 +118,13 @@ from evstore.spi._model import (
     replayed_result,
     stable_hash,
 )
+from evstore.spi.backend_async import (
+    AsyncDeadLetterStore,
+    AsyncEventLog,
+    AsyncOperations,
+    AsyncSnapshotStore,
+    AsyncTransactionalCheckpoints,
+)
 
 log = logging.getLogger("evstore.postgresql")
 
@@ -159,7 +166,13 @@ def _is_disconnect(e: BaseException) -> bool:
     return False
 
 
-class AsyncPostgresBackend:
+class AsyncPostgresBackend(
+    AsyncEventLog,
+    AsyncSnapshotStore,
+    AsyncTransactionalCheckpoints,
+    AsyncDeadLetterStore,
+    AsyncOperations,
+):
     """Events in PostgreSQL tables of one schema, shared by any number of processes."""
 
     def __init__(
@@ -899,7 +912,11 @@ ORDER BY ids.stream_id LIMIT %(limit)s""",
         s = self._schema
         rows = await self._query(
             f"""
-SELECT (SELECT count(*) FROM {s}.events), (SELECT count(DISTINCT stream_id) FROM {s}.events),
+SELECT (SELECT count(*) FROM {s}.events),
+       (SELECT count(*) FROM (SELECT stream_id, max(version) AS v FROM {s}.events
+                              GROUP BY stream_id) e
+        LEFT JOIN {s}.deleted_streams d USING (stream_id)
+        WHERE e.v > coalesce(d.last_version, 0)),
        (SELECT count(*) FROM {s}.snapshots), (SELECT count(*) FROM {s}.checkpoints),
        0""",
             (),
