@@ -60,3 +60,34 @@ def test_sqlite_microseconds_round_trip_exactly() -> None:
         us = rng.randrange(-(10**16), 10**17)
         assert _from_us(us) == epoch + timedelta(microseconds=us)
         assert _to_us(_from_us(us)) == us
+
+
+def test_record_to_event_builds_what_the_dataclass_constructor_builds() -> None:
+    import dataclasses
+
+    from evstore._types import RecordedEvent
+    from evstore.spi._model import EventRecord
+    from evstore.store.records import record_to_event
+
+    at = datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    ident = uuid.uuid4()
+    record = EventRecord("s-1", 3, 99, str(ident), "T", b'{"a": 1}', b"{}", 2, at, at)
+    fast = record_to_event(record)
+    slow = RecordedEvent("s-1", 3, 99, ident, "T", {"a": 1}, {}, 2, at, at)
+    assert type(fast) is RecordedEvent
+    assert fast == slow and hash(fast.event_id) == hash(ident) and repr(fast) == repr(slow)
+    assert dataclasses.astuple(fast) == dataclasses.astuple(slow)
+    assert dataclasses.replace(fast, version=4).version == 4
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.version = 5  # type: ignore[misc]
+
+
+def test_sqlite_record_is_an_event_record_with_aware_datetimes() -> None:
+    from evstore.backends.sqlite import _record
+    from evstore.spi._model import EventRecord
+
+    row = ("s", 1, 2, str(uuid.uuid4()), "T", b"{}", b"{}", 1, 1_700_000_000_000_001, 0)
+    record = _record(row)
+    assert type(record) is EventRecord
+    assert record == EventRecord(*row[:8], _from_us(row[8]), _from_us(row[9]))
+    assert record.occurred_at.tzinfo is UTC and record.recorded_at == _from_us(0)

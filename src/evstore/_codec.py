@@ -162,8 +162,11 @@ EMPTY = b"{}"
 
 
 _new = object.__new__
-_set = object.__setattr__
 _UNKNOWN = uuid.SafeUUID.unknown
+# The slots' own setters: UUID.__setattr__ refuses every assignment, and object.__setattr__
+# looks the name up on each call.
+_set_int = uuid.UUID.__dict__["int"].__set__
+_set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
 
 
 def parse_uuid(text: str) -> uuid.UUID:
@@ -177,6 +180,6 @@ def parse_uuid(text: str) -> uuid.UUID:
     if len(text) != 36 or len(digits) != 32:
         return uuid.UUID(text)
     value = _new(uuid.UUID)
-    _set(value, "int", int(digits, 16))
-    _set(value, "is_safe", _UNKNOWN)
+    _set_int(value, int(digits, 16))
+    _set_is_safe(value, _UNKNOWN)
     return value

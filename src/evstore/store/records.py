@@ -2,22 +2,55 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from evstore._codec import decode, parse_uuid
 from evstore._types import RecordedEvent
 from evstore.spi._model import EventRecord
 
+# ``RecordedEvent`` is a frozen slots dataclass: its generated ``__init__`` sets each field
+# through ``object.__setattr__`` (a lookup by name per field), which cost about a third of
+# turning a row into an event. The slots' own setters do the same work directly; the
+# result is the same object (tests/test_codec_fast_paths.py compares them field by field).
+_new = object.__new__
+assert [f.name for f in fields(RecordedEvent)] == list(EventRecord._fields)
+(
+    _set_stream_id,
+    _set_version,
+    _set_position,
+    _set_event_id,
+    _set_type,
+    _set_data,
+    _set_metadata,
+    _set_schema_version,
+    _set_occurred_at,
+    _set_recorded_at,
+) = (getattr(RecordedEvent, name).__set__ for name in EventRecord._fields)
+
 
 def record_to_event(record: EventRecord) -> RecordedEvent:
     """Decode a backend row into the public :class:`RecordedEvent`."""
-    return RecordedEvent(
-        record.stream_id,
-        record.version,
-        record.position,
-        parse_uuid(record.event_id),
-        record.type,
-        decode(record.data),
-        decode(record.metadata),
-        record.schema_version,
-        record.occurred_at,
-        record.recorded_at,
-    )
+    (
+        stream_id,
+        version,
+        position,
+        event_id,
+        type_,
+        data,
+        metadata,
+        schema_version,
+        occurred_at,
+        recorded_at,
+    ) = record
+    event = _new(RecordedEvent)
+    _set_stream_id(event, stream_id)
+    _set_version(event, version)
+    _set_position(event, position)
+    _set_event_id(event, parse_uuid(event_id))
+    _set_type(event, type_)
+    _set_data(event, decode(data))
+    _set_metadata(event, decode(metadata))
+    _set_schema_version(event, schema_version)
+    _set_occurred_at(event, occurred_at)
+    _set_recorded_at(event, recorded_at)
+    return event
