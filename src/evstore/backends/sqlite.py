@@ -169,19 +169,12 @@ def _from_us(value: int) -> datetime:
     return _EPOCH + _US * value  # exact, and twice as fast as timedelta(microseconds=...)
 
 
+_tuple_new = tuple.__new__
+
+
 def _record(row: tuple[Any, ...]) -> EventRecord:
-    return EventRecord(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        _from_us(row[8]),
-        _from_us(row[9]),
-    )
+    # tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
+    return _tuple_new(EventRecord, (*row[:8], _EPOCH + _US * row[8], _EPOCH + _US * row[9]))
 
 
 class _Wakeup:
