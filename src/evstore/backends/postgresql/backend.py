@@ -140,10 +140,18 @@ class _JsonBytes(Loader):
         return bytes(data)
 
 
+class _JsonBytesBinary(_JsonBytes):
+    """The same for results in binary format (json's binary form is its text)."""
+
+    format = psycopg.pq.Format.BINARY
+
+
+_tuple_new = tuple.__new__
+
+
 def _record(row: Sequence[Any]) -> EventRecord:
-    return EventRecord(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9]
-    )
+    # tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
+    return _tuple_new(EventRecord, row)
 
 
 def _mode(expected: ExpectedVersion) -> tuple[int, int]:
@@ -239,6 +247,7 @@ class PostgresBackend(
     @staticmethod
     def _configure(conn: Connection[TupleRow]) -> None:
         conn.adapters.register_loader("json", _JsonBytes)
+        conn.adapters.register_loader("json", _JsonBytesBinary)
         conn.execute("SET TIME ZONE 'UTC'")
 
     def _where(self) -> str:
@@ -289,7 +298,12 @@ class PostgresBackend(
             raise self._unavailable(e) from e
 
     def _query(
-        self, query: str, params: Sequence[Any] | Mapping[str, Any], *, retry: bool = True
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        *,
+        retry: bool = True,
+        binary: bool = False,
     ) -> list[TupleRow]:
         """Run one statement in autocommit and fetch its rows.
 
@@ -304,7 +318,7 @@ class PostgresBackend(
         while True:
             try:
                 with self._pool.connection() as conn:
-                    cur = conn.execute(query, params)
+                    cur = conn.execute(query, params, binary=binary)
                     return cur.fetchall() if cur.description is not None else []
             except psycopg.IntegrityError:
                 raise
@@ -510,6 +524,7 @@ class PostgresBackend(
                 "high": 2**62 if to_version is None else to_version,
                 "limit": limit,
             },
+            binary=True,
         )
         if rows and rows[0][1]:
             raise StreamDeleted(stream_id)
@@ -534,7 +549,7 @@ class PostgresBackend(
             params["slot"], params["count"] = where.partition
         template = self._statement("read_all")
         query = template.format(horizon=XMIN, filters=" ".join(filters))
-        rows = self._query(query, params)
+        rows = self._query(query, params, binary=True)
         # head: the last event below the horizon; nothing can ever appear below it.
         head, held_back = int(rows[0][0]), bool(rows[0][1])
         if held_back and sum(r[4] is not None for r in rows) < limit:
@@ -542,7 +557,7 @@ class PostgresBackend(
             # (only our appends in flight count) and read again in a later snapshot.
             params["horizon"], _, _ = self._appenders()
             query = template.format(horizon="%(horizon)s::bigint", filters=" ".join(filters))
-            rows = self._query(query, params)
+            rows = self._query(query, params, binary=True)
             head, held_back = int(rows[0][0]), bool(rows[0][1])
         events = [_record(r[2:]) for r in rows if r[4] is not None]
         if len(events) == limit:

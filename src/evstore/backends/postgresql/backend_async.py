@@ -138,10 +138,18 @@ class _JsonBytes(Loader):
         return bytes(data)
 
 
+class _JsonBytesBinary(_JsonBytes):
+    """The same for results in binary format (json's binary form is its text)."""
+
+    format = psycopg.pq.Format.BINARY
+
+
+_tuple_new = tuple.__new__
+
+
 def _record(row: Sequence[Any]) -> EventRecord:
-    return EventRecord(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9]
-    )
+    # tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
+    return _tuple_new(EventRecord, row)
 
 
 def _mode(expected: ExpectedVersion) -> tuple[int, int]:
@@ -237,6 +245,7 @@ class AsyncPostgresBackend(
     @staticmethod
     async def _configure(conn: AsyncConnection[TupleRow]) -> None:
         conn.adapters.register_loader("json", _JsonBytes)
+        conn.adapters.register_loader("json", _JsonBytesBinary)
         await conn.execute("SET TIME ZONE 'UTC'")
 
     def _where(self) -> str:
@@ -287,7 +296,12 @@ class AsyncPostgresBackend(
             raise self._unavailable(e) from e
 
     async def _query(
-        self, query: str, params: Sequence[Any] | Mapping[str, Any], *, retry: bool = True
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        *,
+        retry: bool = True,
+        binary: bool = False,
     ) -> list[TupleRow]:
         """Run one statement in autocommit and fetch its rows.
 
@@ -302,7 +316,7 @@ class AsyncPostgresBackend(
         while True:
             try:
                 async with self._pool.connection() as conn:
-                    cur = await conn.execute(query, params)
+                    cur = await conn.execute(query, params, binary=binary)
                     return await cur.fetchall() if cur.description is not None else []
             except psycopg.IntegrityError:
                 raise
@@ -508,6 +522,7 @@ class AsyncPostgresBackend(
                 "high": 2**62 if to_version is None else to_version,
                 "limit": limit,
             },
+            binary=True,
         )
         if rows and rows[0][1]:
             raise StreamDeleted(stream_id)
@@ -532,7 +547,7 @@ class AsyncPostgresBackend(
             params["slot"], params["count"] = where.partition
         template = await self._statement("read_all")
         query = template.format(horizon=XMIN, filters=" ".join(filters))
-        rows = await self._query(query, params)
+        rows = await self._query(query, params, binary=True)
         # head: the last event below the horizon; nothing can ever appear below it.
         head, held_back = int(rows[0][0]), bool(rows[0][1])
         if held_back and sum(r[4] is not None for r in rows) < limit:
@@ -540,7 +555,7 @@ class AsyncPostgresBackend(
             # (only our appends in flight count) and read again in a later snapshot.
             params["horizon"], _, _ = await self._appenders()
             query = template.format(horizon="%(horizon)s::bigint", filters=" ".join(filters))
-            rows = await self._query(query, params)
+            rows = await self._query(query, params, binary=True)
             head, held_back = int(rows[0][0]), bool(rows[0][1])
         events = [_record(r[2:]) for r in rows if r[4] is not None]
         if len(events) == limit:
