@@ -193,30 +193,39 @@ class Projection(LogFollower):
     def _step(self) -> bool:
         """Handle one page of the log; return whether the projection has caught up."""
         page = self._reader.read(self._position, self._batch_size)
-        if page.events:
-            self._handle_page(page.events)
         self._head = max(self._head, page.scanned_to)
+        if page.events and not self._handle_page(page.events):
+            # Another instance moved the checkpoint: the rest of this page is not ours to
+            # handle or skip; read again after the checkpoint as stored now.
+            return False
         caught_up = len(page.events) < self._batch_size
         if caught_up and page.scanned_to > self._position:
-            # Events after the last one delivered were filtered out: skip them for good.
+            # Events after the last one delivered were filtered out: skip them for good
+            # (a compare-and-set too: an instance that lost it reads again).
             self._commit(page.scanned_to, None)
         return caught_up
 
-    def _handle_page(self, records: list[EventRecord]) -> None:
+    def _handle_page(self, records: list[EventRecord]) -> bool:
+        """Handle a page; return False when the checkpoint was moved by another instance.
+
+        A lost compare-and-set drops the rest of the page: the caller reads again after the
+        stored checkpoint, so no event of the page is skipped unapplied or applied twice.
+        """
         events = [record_to_event(r) for r in records]
         if self._transact is not None:
             try:
-                if self._commit(events[-1].position, self._work(events)):
-                    self._handled += len(events)
-                return
+                if not self._commit(events[-1].position, self._work(events)):
+                    return False
+                self._handled += len(events)
+                return True
             except BackendUnavailable:
                 raise
             except Exception:
                 log.debug("projection %s: batch failed, handling it event by event", self._name)
             for event in events:
-                if event.position > self._position:
-                    self._handle_alone(event)
-            return
+                if not self._handle_alone(event):
+                    return False
+            return True
         done = self._position
         try:
             for event in events:
@@ -225,18 +234,24 @@ class Projection(LogFollower):
         finally:
             if done > self._position:  # keep what was handled, also when stopping
                 self._commit(done, None)
+        return True
 
-    def _handle_alone(self, event: RecordedEvent) -> None:
-        """Deliver one event, retrying; park it (or raise) when it keeps failing."""
+    def _handle_alone(self, event: RecordedEvent) -> bool:
+        """Deliver one event, retrying; park it (or raise) when it keeps failing.
+
+        Returns False, having done nothing, when another instance moved the checkpoint.
+        """
         error: Exception | None = None
         for attempt in range(1, self._max_attempts + 1):
             try:
                 if self._transact is None:
                     _sio.call(self._handler, event, None)
                     self._handled += 1
-                elif self._commit(event.position, self._work([event])):
-                    self._handled += 1
-                return
+                    return True
+                if not self._commit(event.position, self._work([event])):
+                    return False
+                self._handled += 1
+                return True
             except BackendUnavailable:
                 raise  # the store, not the event, is failing: stop rather than park
             except Exception as e:
@@ -250,9 +265,12 @@ class Projection(LogFollower):
         assert error is not None
         if self._on_error == "stop":
             raise error
+        if self._transact is not None and self._moved():
+            return False  # another instance got past it meanwhile: not ours to park
         self._backend.park(_letter(self._checkpoint, event, error, self._max_attempts))
         if self._transact is not None:
-            self._commit(event.position, None)
+            return self._commit(event.position, None)
+        return True
 
     def _work(self, events: list[RecordedEvent]) -> Callable[[Any], Any]:
         def work(tx: Any) -> None:
@@ -276,10 +294,18 @@ class Projection(LogFollower):
             self._stored = self._position = position
             return True
         # Another instance of this projection moved the checkpoint: continue after it.
-        self._stored = self._backend.get_checkpoint(self._checkpoint)
-        self._position = self._from if self._stored is None else self._stored
-        log.warning("projection %s: checkpoint moved by another instance", self._name)
+        self._moved()
+        log.info("projection %s: checkpoint moved by another instance", self._name)
         return False
+
+    def _moved(self) -> bool:
+        """Re-read the stored checkpoint; return whether another instance had moved it."""
+        stored = self._backend.get_checkpoint(self._checkpoint)
+        if stored == self._stored:
+            return False
+        self._stored = stored
+        self._position = self._from if stored is None else stored
+        return True
 
     # -- dead letters ----------------------------------------------------------------------
 

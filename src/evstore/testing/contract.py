@@ -10,6 +10,7 @@ from evstore.testing._append_contract import (
 )
 from evstore.testing._async_contract import AsyncContract
 from evstore.testing._concurrency_contract import ConcurrencyContract
+from evstore.testing._projection_contract import ProjectionContract
 from evstore.testing._read_contract import (
     DeleteContract,
     GlobalLogContract,
@@ -33,5 +34,6 @@ class StoreContract(
     SubscriptionContract,
     ConcurrencyContract,
     AsyncContract,
+    ProjectionContract,
 ):
     """Subclass this and provide a ``store_factory`` fixture to test a backend."""
