@@ -66,8 +66,8 @@ def _prepare(value: Any, path: str) -> Any:
         return out
     if isinstance(value, list):
         return [_prepare(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, tuple):
-        return [_prepare(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, tuple):  # tagged, so it comes back a tuple, not a list
+        return {_PREFIX + "tuple": [_prepare(item, f"{path}[{i}]") for i, item in enumerate(value)]}
     tagged = _tag(value)
     if tagged is _MISSING:
         raise SerializationError(
@@ -123,11 +123,23 @@ def _restore(value: Any) -> Any:
         if len(value) == 1:
             ((key, item),) = value.items()
             if key.startswith(_PREFIX):
-                return _UNTAG[key[len(_PREFIX) :]](item)
+                return _untag(key[len(_PREFIX) :], item)
         return {k: _restore(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_restore(v) for v in value]
     return value
+
+
+def _untag(tag: str, item: Any) -> Any:
+    if tag == "tuple" and isinstance(item, list):
+        return tuple(_restore(v) for v in item)
+    untag = _UNTAG.get(tag)
+    if untag is None or not isinstance(item, str):
+        raise SerializationError(f"stored JSON has an unknown tagged value {_PREFIX}{tag}")
+    try:
+        return untag(item)
+    except (ValueError, TypeError, ArithmeticError) as e:
+        raise SerializationError(f"stored JSON has a bad {tag} value: {e}") from e
 
 
 def decode(raw: bytes | str | memoryview) -> dict[str, Any]:

@@ -47,9 +47,8 @@ class AsyncRepository(Generic[A]):
     ``cache=True`` (default) keeps recent aggregate states and snapshots in two LRU caches
     (``states`` and ``snapshots``) bounded by ``cache_entries`` and ``cache_bytes`` each. A
     cached state is always brought up to date by reading the events after its version, so
-    appends by other processes are never missed. The cache is per repository; a stream
-    soft-deleted and written again through another path should be dropped from it with
-    :meth:`forget`.
+    appends by other processes are never missed; a soft delete since the cached version (by
+    any path) is noticed too, and the aggregate is rebuilt from what is visible.
     """
 
     def __init__(
@@ -127,6 +126,13 @@ class AsyncRepository(Generic[A]):
                 aggregate = self._cls.create(id)
                 due = snapshot is not None  # another schema: replace it at the next save
         base = aggregate.version
+        if base and not await self._base_is_current(id, base):
+            # The stream was soft-deleted after the cached state or snapshot was taken:
+            # what is visible now starts after it. Replay what is visible, from nothing.
+            self.forget(id)
+            cached = None
+            aggregate = self._cls.create(id)
+            base = 0
         async for recorded in self._store.iter_events(id, base + 1):
             aggregate.apply(self._registry.decode(recorded))
             aggregate.version = recorded.version
@@ -137,6 +143,16 @@ class AsyncRepository(Generic[A]):
         if cached is None or replayed:
             self._remember(aggregate)
         return aggregate
+
+    async def _base_is_current(self, id: str, base: int) -> bool:
+        """Whether a state at version ``base`` still holds: no soft delete hid it since.
+
+        A soft delete hides every version up to the stream's last one and keeps the
+        numbering, so a state taken before it starts at or above the first visible version
+        only if that delete never happened.
+        """
+        first = await self._store.get_events(id, 1, limit=1)
+        return bool(first) and first[0].version <= base
 
     async def _snapshot(self, id: str) -> Snapshot | None:
         if self.snapshots is not None:
