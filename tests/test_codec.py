@@ -20,7 +20,7 @@ offsets = st.integers(-23 * 60, 23 * 60).map(lambda m: timezone(timedelta(minute
 scalars = (
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text()
     | st.datetimes(timezones=st.none() | offsets)

@@ -48,8 +48,10 @@ _MISSING = object()
 def _prepare(value: Any, path: str) -> Any:
     """Copy ``value`` into orjson-native types, tagging the rest; raise on what JSON cannot hold."""
     if isinstance(value, _NATIVE):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
-            raise SerializationError(f"{path}: integer {value} does not fit in 64 bits")
+        if isinstance(value, int) and not isinstance(value, bool) and not -_I64 <= value < _I64:
+            raise SerializationError(
+                f"{path}: integer {value} does not fit in 64 bits (-2**63 .. 2**63-1)"
+            )
         if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
             raise SerializationError(f"{path}: {value!r} is not valid JSON; use None or a str")
         return value
