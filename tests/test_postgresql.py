@@ -225,7 +225,7 @@ def test_async_store_appends_reads_and_subscribes(url: str) -> None:
 
 
 def test_schema_is_versioned_and_migrate_creates_it_explicitly(url: str) -> None:
-    with pytest.raises(evstore.BackendUnavailable, match="evstore migrate"):
+    with pytest.raises(evstore.InvalidInput, match=r"no evstore database.*evstore migrate"):
         evstore.connect(url, create_schema=False)
     assert postgresql.migrate(url) == (0, postgresql.SCHEMA_VERSION)
     assert postgresql.migrate(url) == (postgresql.SCHEMA_VERSION, postgresql.SCHEMA_VERSION)

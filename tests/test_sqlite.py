@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -191,11 +192,25 @@ def test_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
         evstore.connect(f"sqlite:///{path}")
 
 
-def test_not_a_database_is_backend_unavailable(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_database_is_not_an_evstore_database(tmp_path: Path) -> None:
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(evstore.BackendUnavailable):
+    with pytest.raises(evstore.InvalidInput, match="not an evstore database"):
         evstore.connect(f"sqlite:///{path}")
+    assert path.read_bytes() == b"this is not sqlite" * 100
+
+
+def test_an_sqlite_file_of_another_application_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE notes (body TEXT)")
+        db.execute("INSERT INTO notes VALUES ('keep me')")
+        db.commit()
+    with pytest.raises(evstore.InvalidInput, match=r"not an evstore database.*notes"):
+        evstore.connect(f"sqlite:///{path}")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        assert names == ["notes"]  # no evstore table was added
 
 
 @pytest.mark.parametrize(

@@ -257,6 +257,8 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
                 ) from e
             raise BackendUnavailable(f"SQLite error on {self._path}: {e}") from e
         except sqlite3.DatabaseError as e:
+            if "not a database" in str(e):
+                raise InvalidInput(f"{self._path} is not an evstore database ({e})") from e
             raise BackendUnavailable(f"SQLite error on {self._path}: {e}") from e
 
     @contextlib.contextmanager
@@ -283,12 +285,29 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
                 f"{self._path} has schema version {version}, newer than this evstore "
                 f"({SCHEMA_VERSION}); upgrade evstore"
             )
+        if version == 0:
+            self._check_foreign(db)
         migrations = {0: _SCHEMA + _SCHEMA_2, 1: _SCHEMA_2}
         if version in migrations:
             for statement in _statements(migrations[version]):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
+
+    def _check_foreign(self, db: sqlite3.Connection) -> None:
+        """Refuse to add evstore's tables to a database another application made."""
+        names = [
+            name
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        if names and "events" not in names:
+            db.execute("ROLLBACK")
+            raise InvalidInput(
+                f"{self._path} is not an evstore database (it has other tables: "
+                f"{', '.join(sorted(names)[:5])}); use a new file for evstore"
+            )
 
     # -- streams ---------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ The URL's scheme names the backend: an entry point of the group ``evstore.backen
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 from importlib.metadata import EntryPoint, entry_points
@@ -38,16 +39,25 @@ def _load(entry: EntryPoint, scheme: str) -> ModuleType:
     try:
         module = entry.load()
     except ImportError as e:
-        dist = entry.dist.name if entry.dist is not None else "the backend's distribution"
-        extra = entry.value.rsplit(".", 1)[-1]
-        hint = f"evstore[{extra}]" if dist == "evstore" else dist
         raise InvalidInput(
             f"the {scheme}:// backend needs a driver that is not installed: "
-            f"pip install '{hint}' ({e})"
+            f"pip install '{_install_hint(entry)}' ({e})"
         ) from e
     if not isinstance(module, ModuleType):
         raise InvalidInput(f"entry point {entry.name!r} of {ENTRY_POINT_GROUP} is not a module")
     return module
+
+
+def _install_hint(entry: EntryPoint) -> str:
+    """What to pip install for a backend: ``evstore[EXTRA]`` (an extra that exists, named
+    after the backend module: ``postgres://`` -> ``evstore[postgresql]``), or the
+    distribution that registered the scheme."""
+    if entry.dist is None:
+        return "the distribution of the backend"
+    name = entry.dist.name
+    extra = entry.value.split(":", 1)[0].rsplit(".", 1)[-1]
+    extras = entry.dist.metadata.get_all("Provides-Extra") or []
+    return f"{name}[{extra}]" if extra in extras else name
 
 
 def backend_module(url: str | None, backend: ModuleType | str | None = None) -> tuple[str, Any]:
@@ -59,7 +69,10 @@ def backend_module(url: str | None, backend: ModuleType | str | None = None) -> 
         url = os.environ.get("EVSTORE_URL") or DEFAULT_URL
     if not isinstance(url, str):
         raise InvalidInput(f"url must be a str, got {type(url).__name__}")
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if "://" not in url:
+        hint = f"; for an SQLite file write 'sqlite:///{url}'" if url else ""
+        raise InvalidInput(f"{url!r} is not a store URL (scheme://...){hint}")
+    scheme = url.split("://", 1)[0].lower()
     if isinstance(backend, str):
         try:
             backend = importlib.import_module(backend)
@@ -81,6 +94,11 @@ def backend_module(url: str | None, backend: ModuleType | str | None = None) -> 
 
 def _split(options: dict[str, Any]) -> tuple[StoreSettings, dict[str, Any]]:
     """Validate the store's own options first: a bad one must not open (create) a database."""
+    for key in options:
+        if key not in STORE_OPTIONS:
+            close = difflib.get_close_matches(key, STORE_OPTIONS, n=1, cutoff=0.8)
+            if close:
+                raise InvalidInput(f"unknown option {key!r}; did you mean {close[0]!r}?")
     store = {k: options.pop(k) for k in STORE_OPTIONS if k in options}
     return StoreSettings(**store), options
 

@@ -176,6 +176,24 @@ def _is_disconnect(e: BaseException) -> bool:
     return False
 
 
+# Server answers that waiting does not change (as opposed to "starting up", "too many clients").
+_TRANSIENT = ("starting up", "shutting down", "recovery", "too many", "connection slots")
+
+
+def _permanent(e: psycopg.OperationalError) -> bool:
+    """Whether a connection error is the server refusing us for good (FATAL, not busy)."""
+    text = str(e)
+    return "FATAL:" in text and not any(word in text for word in _TRANSIENT)
+
+
+def _one_line(e: BaseException) -> str:
+    """A driver error as one line: the server's reason, without libpq's preamble."""
+    text = str(e).strip()
+    if "FATAL:" in text:
+        text = text.rsplit("FATAL:", 1)[1]
+    return " ".join(text.split())
+
+
 class PostgresBackend(
     EventLog,
     SnapshotStore,
@@ -266,6 +284,7 @@ class PostgresBackend(
             return
         if self._closed:
             raise BackendUnavailable("the store is closed")
+        self._probe()
         self._pool.open(wait=False)
         try:
             with self._pool.connection(timeout=self._pool_timeout) as conn:
@@ -279,6 +298,23 @@ class PostgresBackend(
         except psycopg.Error as e:
             raise self._unavailable(e) from e
         self._ready = True
+
+    def _probe(self) -> None:
+        """Fail at once, in one line, on what waiting cannot fix: no such database or role,
+        a refused password, a bad URL parameter. (The pool would retry them for
+        ``pool_timeout`` seconds, logging a warning each time.) A server that is not
+        answering yet is left to the pool's retries."""
+        try:
+            conn = Connection.connect(
+                self._conninfo, connect_timeout=max(2, round(self._pool_timeout))
+            )
+        except psycopg.ProgrammingError as e:
+            raise InvalidInput(f"bad PostgreSQL URL: {_one_line(e)}") from None
+        except psycopg.OperationalError as e:
+            if _permanent(e):
+                raise InvalidInput(f"cannot connect to PostgreSQL: {_one_line(e)}") from None
+            return
+        conn.close()
 
     def _connect_error(self) -> str | None:
         """Why a direct connection fails (the pool only says that it timed out)."""
@@ -355,6 +391,11 @@ class PostgresBackend(
                     f"{self._where()} has evstore schema version {found}, newer than this "
                     f"evstore ({SCHEMA_VERSION}); upgrade evstore"
                 )
+            if not create and found == 0:
+                raise InvalidInput(
+                    f"no evstore database in {self._where()}; `evstore migrate --url ...` "
+                    "creates one"
+                )
             if not create:
                 raise BackendUnavailable(
                     f"{self._where()} is at evstore schema version {found}, this evstore "
@@ -418,6 +459,7 @@ class PostgresBackend(
 
     def migrate(self) -> tuple[int, int]:
         """Create or upgrade the schema explicitly; return (version before, version now)."""
+        self._probe()
         self._pool.open(wait=False)
         try:
             with self._pool.connection(timeout=self._pool_timeout) as conn:
