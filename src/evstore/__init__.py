@@ -13,6 +13,8 @@ behind one API (sync and asyncio)::
             print(event.version, event.type, event.data)
 """
 
+__version__ = "0.1.0"
+
 from evstore._types import (
     ANY,
     NO_STREAM,

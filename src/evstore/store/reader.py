@@ -17,6 +17,7 @@ an event: both phases are the same ordered read ``position > last``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
@@ -91,6 +92,7 @@ class LogFollower:
         self._head = 0
         self._stopping = _sio.Event()
         self._caught_up = _sio.Event()
+        self._progress = _sio.Event()
         self._runner: _sio.Runner | None = None
         self.error: BaseException | None = None
         """The exception that stopped the follower, if any."""
@@ -123,7 +125,9 @@ class LogFollower:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():
-                if self._step():
+                exhausted = self._step()
+                self._progressed()
+                if exhausted:
                     self._caught_up.set()
                     self._wait_for_more()
         except Exception as e:
@@ -131,6 +135,12 @@ class LogFollower:
             log.error("%s stopped by an error: %r", self, e)
         finally:
             self._caught_up.set()
+            self._progressed()
+
+    def _progressed(self) -> None:
+        # Wake whoever waits in wait_until(); later waiters wait on a fresh event.
+        progress, self._progress = self._progress, _sio.Event()
+        progress.set()
 
     def _wait_for_more(self) -> None:
         self._head = self._reader.head()
@@ -138,8 +148,36 @@ class LogFollower:
             self._reader.wait(self._position)
 
     def wait_caught_up(self, timeout: float | None = None) -> bool:
-        """Wait until everything stored when it started has been delivered."""
+        """Wait until everything stored when it started has been handled; return whether
+        it was (False: ``timeout`` seconds passed first).
+
+        Leaving ``with store.subscribe(...)`` stops the subscription at once; call this (or
+        :meth:`wait_until`) first when the stored events must be handled before that.
+        """
         return self._caught_up.wait(timeout)
+
+    def wait_until(self, position: int, timeout: float | None = None) -> bool:
+        """Wait until the log up to ``position`` has been handled (or skipped by the
+        filter); return whether it was: False when ``timeout`` seconds passed first or the
+        follower was stopped before. The error that stopped it, if any, is raised.
+
+        ``sub.wait_until(store.append(...).positions[-1])`` waits for one's own write;
+        ``sub.wait_until(store.head_position())`` for everything stored so far.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._position < position:
+            progress = self._progress
+            if self.error is not None:
+                raise self.error
+            if not self.running:
+                return self._position >= position
+            if self._position >= position:
+                break
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            progress.wait(remaining)
+        return True
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the runner to end; raise the error that stopped it, if any."""
