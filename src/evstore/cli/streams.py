@@ -35,7 +35,8 @@ def streams(url: str | None, after: str | None, limit: int, as_json: bool) -> No
     if not page:
         out.say("no streams" + (f" after {after!r}" if after is not None else ""))
     if more:
-        out.say(f"more streams follow: evstore streams --after {shlex.quote(page[-1].stream_id)}")
+        again = f"evstore streams --after {shlex.quote(page[-1].stream_id)}"
+        out.say(f"more streams follow: {again}" + (f" --url {shlex.quote(url)}" if url else ""))
 
 
 @click.command()
