@@ -6,9 +6,11 @@ The URL's scheme names the backend: an entry point of the group ``evstore.backen
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import os
+from collections.abc import Iterator
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 from typing import Any
@@ -94,13 +96,21 @@ def backend_module(url: str | None, backend: ModuleType | str | None = None) -> 
 
 def _split(options: dict[str, Any]) -> tuple[StoreSettings, dict[str, Any]]:
     """Validate the store's own options first: a bad one must not open (create) a database."""
-    for key in options:
-        if key not in STORE_OPTIONS:
-            close = difflib.get_close_matches(key, STORE_OPTIONS, n=1, cutoff=0.8)
-            if close:
-                raise InvalidInput(f"unknown option {key!r}; did you mean {close[0]!r}?")
     store = {k: options.pop(k) for k in STORE_OPTIONS if k in options}
     return StoreSettings(**store), options
+
+
+@contextlib.contextmanager
+def _suggest(options: dict[str, Any]) -> Iterator[None]:
+    """When the backend refuses an option, say which store option it may be a typo of."""
+    try:
+        yield
+    except InvalidInput as e:
+        for key in options:
+            close = difflib.get_close_matches(key, STORE_OPTIONS, n=1, cutoff=0.8)
+            if close and key in str(e):
+                raise InvalidInput(f"{e}; did you mean {close[0]!r}?") from e
+        raise
 
 
 def connect(
@@ -119,7 +129,9 @@ def connect(
     """
     url, module = backend_module(url, backend)
     store_options, backend_options = _split(dict(options))
-    return EventStore(module.open_backend(url, **backend_options), settings=store_options)
+    with _suggest(backend_options):
+        backend = module.open_backend(url, **backend_options)
+    return EventStore(backend, settings=store_options)
 
 
 def connect_async(
@@ -129,10 +141,11 @@ def connect_async(
     url, module = backend_module(url, backend)
     store_options, backend_options = _split(dict(options))
     opened: AsyncBackend
-    if isinstance(module, AsyncBackendModule):
-        opened = module.open_async_backend(url, **backend_options)
-    else:
-        opened = threaded(module.open_backend(url, **backend_options))
+    with _suggest(backend_options):
+        if isinstance(module, AsyncBackendModule):
+            opened = module.open_async_backend(url, **backend_options)
+        else:
+            opened = threaded(module.open_backend(url, **backend_options))
     return AsyncEventStore(opened, settings=store_options)
 
 
