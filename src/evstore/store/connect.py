@@ -130,8 +130,8 @@ def connect(
     url, module = backend_module(url, backend)
     store_options, backend_options = _split(dict(options))
     with _suggest(backend_options):
-        backend = module.open_backend(url, **backend_options)
-    return EventStore(backend, settings=store_options)
+        opened = module.open_backend(url, **backend_options)
+    return EventStore(opened, settings=store_options)
 
 
 def connect_async(
