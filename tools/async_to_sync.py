@@ -60,6 +60,8 @@ NAMES = {
     "asynchronous": "synchronous",  # pymongo.asynchronous.* -> pymongo.synchronous.*
     "open_async_backend": "open_backend",
 }
+# A source with this line gets no generated twin (its driver has no blocking client).
+NO_TWIN = "# async_to_sync: no sync twin"
 # Module names: ``facade_async`` -> ``facade`` (any name ending in ``_async`` not mapped above).
 _MODULE = re.compile(r"\b([a-z][a-z0-9_]*)_async\b")
 _WORDS = re.compile(r"\b(" + "|".join(re.escape(n) for n in NAMES) + r")\b")
@@ -128,6 +130,8 @@ def generate() -> dict[Path, str]:
     """Map each sync twin's path to its generated text."""
     out = {}
     for src in sorted(PACKAGE.rglob("*_async.py")):
+        if NO_TWIN in src.read_text():
+            continue  # an asyncio-only driver (nats-py): its sync face is written by hand
         name = src.relative_to(ROOT).as_posix()
         out[src.with_name(src.name.removesuffix("_async.py") + ".py")] = HEADER.format(
             name=name

@@ -1,0 +1,122 @@
+"""The sync face of the NATS backend: the asyncio backend run on an event loop of its own.
+
+nats-py has only an asyncio client, so there is nothing to generate a sync twin *for*
+(``tools/async_to_sync.py`` maps asyncio names to a blocking driver's names). Instead of a
+second implementation, each sync call is handed to one private event-loop thread that runs
+:class:`~evstore.backends.nats.backend_async.AsyncNatsBackend` - the one source - and the
+calling thread waits for the result. Many threads may call at once: their requests are
+multiplexed over the one connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+from evstore._types import AppendResult, ExpectedVersion
+from evstore.backends.nats.backend_async import AsyncNatsBackend
+from evstore.spi._model import (
+    DeadLetter,
+    EventRecord,
+    LogFilter,
+    LogPage,
+    PendingEvent,
+    Placement,
+    SnapshotRecord,
+    StreamSummary,
+)
+
+T = TypeVar("T")
+
+
+class NatsBackend:
+    """A sync ``Backend`` over :class:`AsyncNatsBackend` on a private event-loop thread."""
+
+    def __init__(self, backend: AsyncNatsBackend) -> None:
+        self.backend = backend
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="evstore-nats", daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> AppendResult:
+        return self._call(self.backend.append(stream_id, events, expected, placement))
+
+    def read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        limit: int | None,
+        backwards: bool,
+    ) -> list[EventRecord]:
+        return self._call(
+            self.backend.read_stream(stream_id, from_version, to_version, limit, backwards)
+        )
+
+    def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
+        return self._call(self.backend.read_all(after, limit, where))
+
+    def stream_version(self, stream_id: str) -> int:
+        return self._call(self.backend.stream_version(stream_id))
+
+    def head_position(self) -> int:
+        return self._call(self.backend.head_position())
+
+    def get_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        return self._call(self.backend.get_snapshot(stream_id))
+
+    def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        self._call(self.backend.save_snapshot(snapshot))
+
+    def delete_stream(self, stream_id: str, hard: bool, expected: ExpectedVersion) -> None:
+        self._call(self.backend.delete_stream(stream_id, hard, expected))
+
+    def get_checkpoint(self, name: str) -> int | None:
+        return self._call(self.backend.get_checkpoint(name))
+
+    def set_checkpoint(self, name: str, position: int) -> None:
+        self._call(self.backend.set_checkpoint(name, position))
+
+    def park(self, letter: DeadLetter) -> None:
+        self._call(self.backend.park(letter))
+
+    def dead_letters(self, name: str, after: int, limit: int) -> list[DeadLetter]:
+        return self._call(self.backend.dead_letters(name, after, limit))
+
+    def unpark(self, name: str, position: int) -> bool:
+        return self._call(self.backend.unpark(name, position))
+
+    def wait_for_events(self, after: int, timeout: float) -> None:
+        self._call(self.backend.wait_for_events(after, timeout))
+
+    def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
+        return self._call(self.backend.list_streams(after, limit))
+
+    def stats(self) -> dict[str, int]:
+        return self._call(self.backend.stats())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._call(self.backend.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            if not self._thread.is_alive():
+                self._loop.close()

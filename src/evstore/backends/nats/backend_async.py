@@ -1,0 +1,906 @@
+"""The NATS JetStream backend, on nats-py's asyncio client (the one source).
+
+nats-py has no blocking client, so the sync face (``backend.py``) is not generated from
+this file: it runs this very class on an event loop of its own (see there). The mapping of
+names, subjects and bodies is in ``_mapping.py``.
+
+Positions - the JetStream sequence of the log stream. JetStream numbers messages as it
+stores them, one after another, so a reader that has seen position ``n`` can never later
+find a new message below ``n``: the log has no "in flight" holes to wait for. Delete
+markers and purged (hard-deleted) events leave gaps, which readers skip.
+
+Versions - dense per stream, kept in the ``Evs-V`` header. An append reads the stream's
+last message (events and markers, one direct get), computes ``last + 1 ...`` and publishes
+with ``Nats-Expected-Last-Subject-Sequence`` = the sequence it read, on the subject
+``N.p.*.token`` (``...-Subject`` header): the server stores the append only if nothing
+was stored for the stream meanwhile. Every append is guarded this way, also with
+``expected_version=ANY`` (which just re-reads and retries on a clash), so two appends can
+never take the same version.
+
+Atomicity - one event is one publish; more are an ADR-50 atomic batch (``Nats-Batch-Id``,
+``-Sequence``, ``-Commit``): the server stores all of them or none, at consecutive
+sequences, checking the expectation (carried by the first message) at commit. At most
+1,000 events per append (the server's batch limit); larger appends raise ``InvalidInput``.
+
+Idempotency - ``Nats-Msg-Id`` = the event id, so within the stream's duplicate window
+(``duplicate_window``, 2 minutes by default) the server refuses to store an id twice. On a
+single replica the server checks the expectation *before* de-duplication, so a clash on
+the expectation first re-reads the stream and matches the ids: if the append is already
+there, the original result is returned (``replayed_result``). Past the window a repeat at
+the same place is still recognised (by re-reading the stream) when ``expected_version``
+is a number; an id reused in *another* stream is only refused inside the window.
+
+Reads - batch direct gets (``$JS.API.DIRECT.GET.<stream>`` with ``next_by_subj`` and
+``batch``), answered by any replica. Read-your-writes: every answer that must include what
+this process has written (stream reads, the log up to a head) is checked against the
+highest sequence this backend has seen acknowledged; a replica that is behind is asked
+again (or the leader is asked, through ``$JS.API.STREAM.MSG.GET``).
+
+Transient failures (no responders while a leader is elected, timeouts, reconnects) are
+retried for up to ``retry_timeout`` seconds; an append whose outcome was lost is retried
+as a whole, which is safe because it is idempotent (see above).
+"""
+
+# async_to_sync: no sync twin (nats-py is asyncio only; see backend.py)
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import nats
+import nats.errors
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.api import KeyValueConfig, StorageType, StreamConfig
+
+from evstore import _aio
+from evstore._types import AppendResult, ExpectedVersion
+from evstore.backends.nats import _mapping as m
+from evstore.errors import (
+    BackendUnavailable,
+    ConcurrencyError,
+    DuplicateEventId,
+    EvstoreError,
+    InvalidInput,
+    StreamDeleted,
+    StreamNotFound,
+)
+from evstore.spi._model import (
+    DeadLetter,
+    EventRecord,
+    LogFilter,
+    LogPage,
+    PendingEvent,
+    Placement,
+    SnapshotRecord,
+    StreamSummary,
+    check_expected,
+    replayed_result,
+)
+
+T = TypeVar("T")
+
+WRONG_LAST_SEQUENCE = 10071
+BATCH_DUPLICATE = 10201
+PAGE = 256  # messages per batch direct get
+_TRANSIENT_CODES = {503, 408}
+_TRANSIENT_ERR_CODES = {10008, 10076, 10077, 10176}  # cluster/leader unavailable, abandoned
+
+
+class _ServerError(Exception):
+    """An error answer of the JetStream API (``{"error": {...}}``)."""
+
+    def __init__(self, code: int, err_code: int, description: str) -> None:
+        super().__init__(f"{description} (code {code}, err_code {err_code})")
+        self.code = code
+        self.err_code = err_code
+        self.description = description
+
+    @property
+    def transient(self) -> bool:
+        return self.code in _TRANSIENT_CODES or self.err_code in _TRANSIENT_ERR_CODES
+
+
+class _Retry(Exception):
+    """The operation must start again (a transient failure)."""
+
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.OutboundBufferLimitError,
+    asyncio.TimeoutError,
+    _Retry,
+)
+
+_FAILURES: tuple[type[BaseException], ...] = (*_TRANSIENT, nats.errors.Error, _ServerError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    """A stream as its last message (event or marker) describes it."""
+
+    sequence: int  # of that message; 0 = nothing stored for the stream
+    last: int  # the last version ever stored
+    hidden: int  # versions <= hidden are soft-deleted
+    tombstoned: bool
+
+    @property
+    def visible(self) -> bool:
+        return self.last > self.hidden
+
+
+_NONE = _State(0, 0, 0, False)
+
+
+def _status(msg: Msg) -> str | None:
+    headers = msg.headers
+    return None if headers is None else headers.get("Status")
+
+
+class AsyncNatsBackend:
+    """Streams, the global log, snapshots and checkpoints in NATS JetStream."""
+
+    def __init__(
+        self,
+        servers: list[str],
+        name: str,
+        *,
+        partitions: int = 1,
+        replicas: int = 1,
+        duplicate_window: float = 120.0,
+        retry_timeout: float = 30.0,
+        request_timeout: float = 5.0,
+        connect_options: dict[str, Any] | None = None,
+    ) -> None:
+        self._servers = servers
+        self.names = m.Names(name, partitions)
+        self._replicas = replicas
+        self._duplicate_window = duplicate_window
+        self._retry_timeout = retry_timeout
+        self._timeout = request_timeout
+        self._connect_options = connect_options or {}
+        self._nc: Client | None = None
+        self._ready = False
+        self._setup_lock: asyncio.Lock | None = None
+        self._closed = False
+        self._seen = [0] * partitions  # highest sequence acknowledged to this backend
+        self._changed = _aio.Event()
+        self._wakeups: Subscription | None = None
+        self.last_client_error: Exception | None = None
+        """The last connection error nats-py reported (it reconnects by itself)."""
+
+    # -- connection, set-up and the error boundary -----------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _errors(self) -> AsyncIterator[None]:
+        """The one place where client errors become evstore errors."""
+        if self._closed:
+            raise BackendUnavailable("the store is closed")
+        try:
+            if not self._ready:
+                await self._setup()
+            yield
+        except EvstoreError:
+            raise
+        except nats.errors.MaxPayloadError as e:
+            raise InvalidInput(f"too large for one NATS message: {e}") from e
+        except _FAILURES as e:
+            raise BackendUnavailable(f"NATS JetStream ({', '.join(self._servers)}): {e}") from e
+
+    async def _setup(self) -> None:
+        if self._setup_lock is None:
+            self._setup_lock = asyncio.Lock()
+        async with self._setup_lock:
+            if self._ready:
+                return
+            if self._nc is None:
+                try:
+                    # Reconnect for ever once connected (failovers); the first connection
+                    # is bounded by retry_timeout.
+                    self._nc = await asyncio.wait_for(
+                        nats.connect(
+                            servers=self._servers,
+                            connect_timeout=self._timeout,
+                            allow_reconnect=True,
+                            max_reconnect_attempts=-1,
+                            reconnect_time_wait=0.25,
+                            error_cb=self._client_error,
+                            **self._connect_options,
+                        ),
+                        self._retry_timeout,
+                    )
+                except (TimeoutError, nats.errors.NoServersError, OSError) as e:
+                    raise BackendUnavailable(
+                        f"no NATS server answers at {', '.join(self._servers)} "
+                        f"within {self._retry_timeout}s: {self.last_client_error or e}"
+                    ) from e
+            await self._retrying(self._create_streams)
+            self._ready = True
+
+    async def _create_streams(self) -> None:
+        js = self._client().jetstream(timeout=self._timeout)
+        for p, log in enumerate(self.names.logs):
+            await self._ensure(
+                js.add_stream(
+                    StreamConfig(
+                        name=log,
+                        subjects=[self.names.log_subjects(p)],
+                        storage=StorageType.FILE,
+                        num_replicas=self._replicas,
+                        duplicate_window=self._duplicate_window,
+                        allow_direct=True,
+                        allow_atomic=True,
+                        deny_delete=True,
+                        deny_purge=False,  # a hard delete purges the stream's subject
+                    )
+                )
+            )
+        for bucket in (self.names.snapshots, self.names.checkpoints, self.names.dead_letters):
+            await self._ensure(
+                js.create_key_value(
+                    KeyValueConfig(
+                        bucket=bucket,
+                        history=1,
+                        storage=StorageType.FILE,
+                        replicas=self._replicas,
+                        direct=True,
+                    )
+                )
+            )
+
+    @staticmethod
+    async def _ensure(creation: Awaitable[Any]) -> None:
+        try:
+            await creation
+        except nats.js.errors.BadRequestError as e:
+            if e.err_code != 10058:  # exists with another configuration: use it as it is
+                raise
+
+    def _client(self) -> Client:
+        if self._nc is None:
+            raise BackendUnavailable("not connected")
+        return self._nc
+
+    async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run ``operation``, again after transient failures, for ``retry_timeout`` seconds."""
+        deadline = time.monotonic() + self._retry_timeout
+        delay = 0.01
+        while True:
+            try:
+                return await operation()
+            except _ServerError as e:
+                if not e.transient or time.monotonic() > deadline:
+                    raise
+            except _TRANSIENT:
+                if time.monotonic() > deadline:
+                    raise
+            await _aio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.5)
+
+    async def _client_error(self, error: Exception) -> None:
+        """nats-py reports connection trouble here (it reconnects by itself)."""
+        self.last_client_error = error
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def _request(
+        self, subject: str, payload: bytes = b"", headers: dict[str, str] | None = None
+    ) -> Msg:
+        return await self._client().request(
+            subject, payload, timeout=self._timeout, headers=headers
+        )
+
+    async def _api(self, subject: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A JetStream API call; error answers raise ``_ServerError``."""
+        body = b"" if request is None else orjson.dumps(request)
+        reply = await self._request(f"$JS.API.{subject}", body)
+        return _answer(reply)
+
+    async def _direct_get(self, stream: str, request: dict[str, Any]) -> Msg | None:
+        reply = await self._request(f"$JS.API.DIRECT.GET.{stream}", orjson.dumps(request))
+        status = _status(reply)
+        if status == "404":
+            return None
+        if status is not None:
+            raise _Retry(f"direct get answered {status}")
+        return reply
+
+    async def _batch_get(self, stream: str, request: dict[str, Any]) -> tuple[list[Msg], int]:
+        """A batch direct get: the messages and the stream's last sequence (from the end
+        of batch marker, or 0 when the server does not say)."""
+        nc = self._client()
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        out: list[Msg] = []
+        try:
+            await nc.publish(f"$JS.API.DIRECT.GET.{stream}", orjson.dumps(request), reply=inbox)
+            while True:
+                msg = await sub.next_msg(self._timeout)
+                status = _status(msg)
+                if status is None:
+                    out.append(msg)
+                    continue
+                if status in ("204", "404"):
+                    return out, 0
+                raise _Retry(f"batch direct get answered {status}")
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
+    async def _publish(self, subject: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        """One publish with a pub ack; an error answer raises ``_ServerError``."""
+        return _answer(await self._request(subject, body, headers))
+
+    def _saw(self, p: int, sequence: int) -> None:
+        if sequence > self._seen[p]:
+            self._seen[p] = sequence
+
+    # -- stream state ----------------------------------------------------------------------
+
+    async def _state(self, p: int, token: str, stream_id: str) -> _State:
+        msg = await self._last(self.names.logs[p], self.names.any_of(p, token), p)
+        if msg is None:
+            return _NONE
+        h = msg.headers or {}
+        state = _State(
+            int(h["Nats-Sequence"]),
+            int(h[m.VERSION]),
+            int(h.get(m.HIDDEN, "0")),
+            h.get(m.KIND) == "tombstone",
+        )
+        if state.tombstoned:
+            raise StreamDeleted(stream_id)
+        return state
+
+    async def _last(self, stream: str, subject: str, p: int | None = None) -> Msg | None:
+        """The last message on ``subject``, never older than what this backend has written:
+        a replica that answers from behind is asked again, then the leader is asked."""
+        msg = await self._direct_get(stream, {"last_by_subj": subject})
+        if p is None or self._replicas == 1:
+            return msg
+        # A replica may lag: ask the leader (STREAM.MSG.GET) when we know of newer writes.
+        seen = self._seen[p]
+        if msg is not None and int((msg.headers or {})["Nats-Sequence"]) >= seen:
+            return msg
+        return await self._leader_last(stream, subject)
+
+    async def _leader_last(self, stream: str, subject: str) -> Msg | None:
+        answer = await self._request(
+            f"$JS.API.STREAM.MSG.GET.{stream}", orjson.dumps({"last_by_subj": subject})
+        )
+        data = orjson.loads(answer.data)
+        if "error" in data:
+            if data["error"].get("code") == 404:
+                return None
+            raise _ServerError(
+                data["error"].get("code", 0),
+                data["error"].get("err_code", 0),
+                data["error"].get("description", ""),
+            )
+        return _stored_message(data["message"])
+
+    def _where(self, partition_hash: int, stream_id: str) -> tuple[int, str]:
+        return self.names.partition_of(partition_hash), m.encode_token(stream_id)
+
+    def _locate(self, stream_id: str) -> tuple[int, str]:
+        """The partition of a stream known only by its id.
+
+        With one partition there is nothing to look up; with more, the partition must come
+        from the stream's placement (see docs/nats.md: not built yet).
+        """
+        return 0, m.encode_token(stream_id)
+
+    # -- appends ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> AppendResult:
+        if len(events) > m.MAX_BATCH:
+            raise InvalidInput(
+                f"at most {m.MAX_BATCH} events per append on NATS (one atomic batch), "
+                f"got {len(events)}; nothing was written"
+            )
+        p, token = self._where(placement.partition_hash, stream_id)
+        now = m.to_us(datetime.now(UTC))
+        bodies = [
+            m.event_body(e, placement.category, placement.partition_hash, now) for e in events
+        ]
+
+        async def attempt() -> AppendResult:
+            state = await self._state(p, token, stream_id)
+            limit = self._client().max_payload - 1024  # room for the headers
+            for i, body in enumerate(bodies):
+                if len(body) > limit:
+                    raise InvalidInput(
+                        f"events[{i}] is {len(body)} bytes encoded; the NATS server takes "
+                        f"messages of at most {limit} (max_payload); nothing was written"
+                    )
+            try:
+                check_expected(stream_id, expected, state.last, state.visible)
+            except ConcurrencyError:
+                stored = await self._stored(p, token, stream_id, events)
+                if stored:
+                    return replayed_result(stream_id, events, expected, stored)
+                raise
+            try:
+                ack = await self._append_messages(p, token, events, bodies, state)
+            except _ServerError as e:
+                if e.err_code == WRONG_LAST_SEQUENCE:
+                    raise _Retry("the stream moved meanwhile") from e  # re-read, check again
+                if e.err_code == BATCH_DUPLICATE:
+                    return await self._replay(p, token, stream_id, events, expected)
+                raise
+            sequence = int(ack["seq"])
+            self._saw(p, sequence)
+            if ack.get("duplicate"):
+                # One event whose id the server has stored (within the duplicate window).
+                record = await self._record_at(p, sequence)
+                if record is None:
+                    raise DuplicateEventId(events[0].event_id, "stored, then hard-deleted")
+                return replayed_result(stream_id, events, expected, [record])
+            n = len(events)
+            return AppendResult(state.last + n, tuple(range(sequence - n + 1, sequence + 1)))
+
+        async with self._errors():
+            return await self._retrying(attempt)
+
+    async def _append_messages(
+        self,
+        p: int,
+        token: str,
+        events: Sequence[PendingEvent],
+        bodies: list[bytes],
+        state: _State,
+    ) -> dict[str, Any]:
+        subject = self.names.events(p, token)
+        expect = {
+            m.EXPECTED_SEQ: str(state.sequence),
+            m.EXPECTED_SUBJECT: self.names.any_of(p, token),
+        }
+        if len(events) == 1:
+            headers = m.event_headers(events[0].event_id, state.last + 1, state.hidden)
+            return await self._publish(subject, bodies[0], {**headers, **expect})
+        nc = self._client()
+        batch = uuid.uuid4().hex
+        last = len(events)
+        for i, (event, body) in enumerate(zip(events, bodies, strict=True), start=1):
+            headers = m.event_headers(event.event_id, state.last + i, state.hidden)
+            headers[m.BATCH_ID] = batch
+            headers[m.BATCH_SEQ] = str(i)
+            if i == 1:
+                headers.update(expect)
+                reply = await self._request(subject, body, headers)
+                if reply.data:  # an error; the empty reply means "batch started"
+                    _answer(reply)
+            elif i < last:
+                await nc.publish(subject, body, headers=headers)
+            else:
+                headers[m.BATCH_COMMIT] = "1"
+                return await self._publish(subject, body, headers)
+        raise AssertionError("unreachable")
+
+    async def _replay(
+        self,
+        p: int,
+        token: str,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+    ) -> AppendResult:
+        """A batch with an id the server has stored: the original result, or the error."""
+        stored = await self._stored(p, token, stream_id, events)
+        if stored:
+            return replayed_result(stream_id, events, expected, stored)
+        raise DuplicateEventId(
+            events[0].event_id,
+            "an event id of this append is stored in another stream (JetStream refused it "
+            "as a duplicate)",
+        )
+
+    async def _stored(
+        self, p: int, token: str, stream_id: str, events: Sequence[PendingEvent]
+    ) -> list[EventRecord]:
+        """The records of ``stream_id`` whose ids are among ``events``' (a full scan of it)."""
+        ids = {e.event_id for e in events}
+        return [r for r in await self._scan(p, token, stream_id) if r.event_id in ids]
+
+    async def _record_at(self, p: int, sequence: int) -> EventRecord | None:
+        msg = await self._direct_get(self.names.logs[p], {"seq": sequence})
+        if msg is None:
+            return None
+        return self._parse(msg).record
+
+    def _parse(self, msg: Msg) -> m.Parsed:
+        h = msg.headers or {}
+        subject = h["Nats-Subject"]
+        stream_id = m.decode_token(self.names.token_of(subject))
+        return m.parse_event(stream_id, int(h["Nats-Sequence"]), h, msg.data)
+
+    async def _scan(
+        self, p: int, token: str, stream_id: str, low: int = 1, high: int | None = None
+    ) -> list[EventRecord]:
+        """The stored events of one stream with ``low <= version <= high``, ascending."""
+        out: list[EventRecord] = []
+        seq = 1
+        subject = self.names.events(p, token)
+        while True:
+            msgs, _ = await self._batch_get(
+                self.names.logs[p], {"seq": seq, "next_by_subj": subject, "batch": PAGE}
+            )
+            for msg in msgs:
+                h = msg.headers or {}
+                version = int(h[m.VERSION])
+                if version < low:
+                    continue
+                if high is not None and version > high:
+                    return out
+                out.append(m.parse_event(stream_id, int(h["Nats-Sequence"]), h, msg.data).record)
+            if len(msgs) < PAGE:
+                return out
+            seq = int((msgs[-1].headers or {})["Nats-Sequence"]) + 1
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        limit: int | None,
+        backwards: bool,
+    ) -> list[EventRecord]:
+        p, token = self._locate(stream_id)
+
+        async def read() -> list[EventRecord]:
+            state = await self._state(p, token, stream_id)
+            low = max(from_version, state.hidden + 1)
+            high = state.last if to_version is None else min(to_version, state.last)
+            if state.sequence == 0 or low > high:
+                return []
+            records = await self._scan(p, token, stream_id, low, high)
+            if records and records[-1].version != high:
+                raise _Retry("a replica answered from behind")  # read-your-writes
+            if backwards:
+                records.reverse()
+            return records if limit is None else records[:limit]
+
+        async with self._errors():
+            return await self._retrying(read)
+
+    async def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
+        p = 0  # the one partition (P = 1)
+
+        async def read() -> LogPage:
+            head = await self._head(p)
+            out: list[EventRecord] = []
+            seq = after + 1
+            while seq <= head:
+                msgs, _ = await self._batch_get(
+                    self.names.logs[p],
+                    {
+                        "seq": seq,
+                        "next_by_subj": self.names.all_events(p),
+                        "batch": max(1, min(PAGE, head - seq + 1)),
+                    },
+                )
+                if not msgs:
+                    break
+                for msg in msgs:
+                    parsed = self._parse(msg)
+                    record = parsed.record
+                    if record.position > head:
+                        return LogPage(out, head)
+                    if where.accepts(
+                        record.type, record.stream_id, parsed.category, parsed.partition_hash
+                    ):
+                        out.append(record)
+                        if len(out) == limit:
+                            return LogPage(out, record.position)
+                seq = int((msgs[-1].headers or {})["Nats-Sequence"]) + 1
+            return LogPage(out, head)
+
+        async with self._errors():
+            return await self._retrying(read)
+
+    async def _head(self, p: int) -> int:
+        info = await self._api(f"STREAM.INFO.{self.names.logs[p]}")
+        last = int(info["state"]["last_seq"])
+        self._saw(p, last)
+        return last
+
+    async def stream_version(self, stream_id: str) -> int:
+        p, token = self._locate(stream_id)
+        async with self._errors():
+            state = await self._retrying(lambda: self._state(p, token, stream_id))
+        return state.last if state.visible else 0
+
+    async def head_position(self) -> int:
+        async with self._errors():
+            return await self._retrying(lambda: self._head(0))
+
+    # -- deletes ---------------------------------------------------------------------------
+
+    async def delete_stream(self, stream_id: str, hard: bool, expected: ExpectedVersion) -> None:
+        p, token = self._locate(stream_id)
+
+        async def delete() -> None:
+            try:
+                state = await self._state(p, token, stream_id)
+            except StreamDeleted:
+                await self._purge_events(p, token)  # finish a hard delete cut short
+                raise
+            check_expected(stream_id, expected, state.last, state.visible)
+            if not hard and not state.visible:
+                raise StreamNotFound(stream_id)
+            headers = {
+                m.VERSION: str(state.last),
+                m.HIDDEN: str(state.last),
+                m.KIND: "tombstone" if hard else "deleted",
+                m.EXPECTED_SEQ: str(state.sequence),
+                m.EXPECTED_SUBJECT: self.names.any_of(p, token),
+            }
+            try:
+                ack = await self._publish(self.names.markers(p, token), b"", headers)
+            except _ServerError as e:
+                if e.err_code == WRONG_LAST_SEQUENCE:
+                    raise _Retry("the stream moved meanwhile") from e
+                raise
+            self._saw(p, int(ack["seq"]))
+            await self._purge_key(self.names.snapshots, token)
+            if hard:
+                await self._purge_events(p, token)
+
+        async with self._errors():
+            await self._retrying(delete)
+
+    async def _purge_events(self, p: int, token: str) -> None:
+        await self._api(
+            f"STREAM.PURGE.{self.names.logs[p]}", {"filter": self.names.events(p, token)}
+        )
+
+    async def _purge_key(self, bucket: str, key: str) -> None:
+        await self._api(f"STREAM.PURGE.KV_{bucket}", {"filter": f"$KV.{bucket}.{key}"})
+
+    # -- snapshots (KV bucket N-snapshots, compare-and-set) -------------------------------
+
+    async def get_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        p, token = self._locate(stream_id)
+
+        async def get() -> SnapshotRecord | None:
+            await self._state(p, token, stream_id)
+            msg = await self._kv_get(self.names.snapshots, token)
+            return None if msg is None else m.parse_snapshot(stream_id, msg.data)
+
+        async with self._errors():
+            return await self._retrying(get)
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        stream_id = snapshot.stream_id
+        p, token = self._locate(stream_id)
+        bucket = self.names.snapshots
+        body = m.snapshot_body(snapshot)
+
+        async def save() -> None:
+            await self._state(p, token, stream_id)
+            current = await self._kv_get(bucket, token)
+            if current is not None and m.snapshot_version(current.data) > snapshot.version:
+                return
+            revision = 0 if current is None else int((current.headers or {})["Nats-Sequence"])
+            try:
+                await self._publish(f"$KV.{bucket}.{token}", body, {m.EXPECTED_SEQ: str(revision)})
+            except _ServerError as e:
+                if e.err_code == WRONG_LAST_SEQUENCE:
+                    raise _Retry("another snapshot was saved meanwhile") from e
+                raise
+
+        async with self._errors():
+            await self._retrying(save)
+
+    async def _kv_get(self, bucket: str, key: str) -> Msg | None:
+        msg = await self._direct_get(f"KV_{bucket}", {"last_by_subj": f"$KV.{bucket}.{key}"})
+        if msg is None or (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE"):
+            return None
+        return msg
+
+    # -- checkpoints and dead letters (KV buckets) -----------------------------------------
+
+    async def get_checkpoint(self, name: str) -> int | None:
+        async with self._errors():
+            msg = await self._retrying(
+                lambda: self._kv_get(self.names.checkpoints, m.encode_token(name))
+            )
+        return None if msg is None else int(msg.data)
+
+    async def set_checkpoint(self, name: str, position: int) -> None:
+        subject = f"$KV.{self.names.checkpoints}.{m.encode_token(name)}"
+        async with self._errors():
+            await self._retrying(lambda: self._publish(subject, str(position).encode(), {}))
+
+    async def park(self, letter: DeadLetter) -> None:
+        key = m.letter_key(letter.name, letter.position)
+        subject = f"$KV.{self.names.dead_letters}.{key}"
+        async with self._errors():
+            await self._retrying(lambda: self._publish(subject, m.letter_body(letter), {}))
+
+    async def dead_letters(self, name: str, after: int, limit: int) -> list[DeadLetter]:
+        bucket = self.names.dead_letters
+        subject = f"$KV.{bucket}.{m.encode_token(name)}.*"
+
+        async def read() -> list[DeadLetter]:
+            letters: list[DeadLetter] = []
+            seq = 1
+            while True:
+                msgs, _ = await self._batch_get(
+                    f"KV_{bucket}", {"seq": seq, "next_by_subj": subject, "batch": PAGE}
+                )
+                for msg in msgs:
+                    if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE"):
+                        continue
+                    letter = m.parse_letter(msg.data)
+                    if letter.position > after:
+                        letters.append(letter)
+                if len(msgs) < PAGE:
+                    break
+                seq = int((msgs[-1].headers or {})["Nats-Sequence"]) + 1
+            letters.sort(key=lambda d: d.position)
+            return letters[:limit]
+
+        async with self._errors():
+            return await self._retrying(read)
+
+    async def unpark(self, name: str, position: int) -> bool:
+        bucket = self.names.dead_letters
+        key = m.letter_key(name, position)
+
+        async def unpark() -> bool:
+            if await self._kv_get(bucket, key) is None:
+                return False
+            answer = await self._api(f"STREAM.PURGE.KV_{bucket}", {"filter": f"$KV.{bucket}.{key}"})
+            return int(answer.get("purged", 0)) > 0
+
+        async with self._errors():
+            return await self._retrying(unpark)
+
+    # -- waiting for new events ------------------------------------------------------------
+
+    async def wait_for_events(self, after: int, timeout: float) -> None:
+        changed = self._changed
+        if await self.head_position() > after:
+            return
+        async with self._errors():
+            if self._wakeups is None:
+                # Every publish to the log is also a core NATS message on its subject: a
+                # wake-up, never the data (waiters re-read the log from their position).
+                self._wakeups = await self._client().subscribe(
+                    f"{self.names.name}.*.e.*", cb=self._wake
+                )
+        await changed.wait(timeout)
+
+    async def _wake(self, _msg: Msg | None = None) -> None:
+        changed, self._changed = self._changed, _aio.Event()
+        changed.set()
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def _stream_tokens(self, p: int) -> list[str]:
+        tokens: set[str] = set()
+        offset = 0
+        while True:
+            info = await self._api(
+                f"STREAM.INFO.{self.names.logs[p]}",
+                {"subjects_filter": f"{self.names.name}.{p}.*.*", "offset": offset},
+            )
+            subjects = info["state"].get("subjects") or {}
+            tokens.update(self.names.token_of(s) for s in subjects)
+            offset += len(subjects)
+            if not subjects or offset >= int(info.get("total", 0)):
+                return sorted(tokens)
+
+    async def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
+        async def listing() -> list[StreamSummary]:
+            ids = sorted(m.decode_token(t) for t in await self._stream_tokens(0))
+            chosen = [i for i in ids if after is None or i > after][:limit]
+            out = []
+            for stream_id in chosen:
+                out.append(await self._summary(stream_id))
+            return out
+
+        async with self._errors():
+            return await self._retrying(listing)
+
+    async def _summary(self, stream_id: str) -> StreamSummary:
+        p, token = self._locate(stream_id)
+        try:
+            state = await self._state(p, token, stream_id)
+        except StreamDeleted:
+            msg = await self._last(self.names.logs[p], self.names.any_of(p, token), p)
+            version = int((msg.headers or {})[m.VERSION]) if msg is not None else 0
+            return StreamSummary(stream_id, version, "tombstoned")
+        return StreamSummary(stream_id, state.last, "live" if state.visible else "deleted")
+
+    async def stats(self) -> dict[str, int]:
+        async def counts() -> dict[str, int]:
+            log = self.names.logs[0]
+            info = await self._api(f"STREAM.INFO.{log}", {"subjects_filter": "*.0.d.*"})
+            markers = sum(int(c) for c in (info["state"].get("subjects") or {}).values())
+            streams = 0
+            for token in await self._stream_tokens(0):
+                summary = await self._summary(m.decode_token(token))
+                streams += summary.state == "live"
+
+            async def messages(bucket: str) -> int:
+                return int((await self._api(f"STREAM.INFO.KV_{bucket}"))["state"]["messages"])
+
+            return {
+                "events": int(info["state"]["messages"]) - markers,
+                "streams": streams,
+                "snapshots": await messages(self.names.snapshots),
+                "checkpoints": await messages(self.names.checkpoints),
+                "dead_letters": await messages(self.names.dead_letters),
+                "head_position": int(info["state"]["last_seq"]),
+            }
+
+        async with self._errors():
+            return await self._retrying(counts)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._wake()
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+
+
+def _answer(reply: Msg) -> dict[str, Any]:
+    """A JetStream API answer as a dict; an error answer raises ``_ServerError``."""
+    if _status(reply) == "503":
+        raise nats.errors.NoRespondersError
+    data: dict[str, Any] = orjson.loads(reply.data) if reply.data else {}
+    error = data.get("error")
+    if error:
+        raise _ServerError(
+            int(error.get("code", 0)), int(error.get("err_code", 0)), error.get("description", "")
+        )
+    return data
+
+
+class _StoredMsg:
+    """A message from ``STREAM.MSG.GET`` shaped like a direct get's answer."""
+
+    def __init__(self, data: bytes, headers: dict[str, str]) -> None:
+        self.data = data
+        self.headers = headers
+
+
+def _stored_message(message: dict[str, Any]) -> Msg:
+    import base64
+
+    headers: dict[str, str] = {}
+    raw = base64.b64decode(message.get("hdrs", "")) if message.get("hdrs") else b""
+    for line in raw.decode("utf-8", "replace").split("\r\n")[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip()] = v.strip()
+    headers["Nats-Subject"] = message["subject"]
+    headers["Nats-Sequence"] = str(message["seq"])
+    data = base64.b64decode(message.get("data", "")) if message.get("data") else b""
+    return _StoredMsg(data, headers)  # type: ignore[return-value]
