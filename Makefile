@@ -12,8 +12,14 @@ $(BIN)/.installed: pyproject.toml tests/toy_backend/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e tests/toy_backend  # a backend from another distribution
 	touch $@
 
-## demo: install and run the seed's scenario on ./evstore-demo.db
-demo: $(BIN)/.installed
+## demo: install evstore alone (what the demo needs) and run the demo on ./evstore-demo.db
+$(BIN)/.demo: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+demo: $(BIN)/.demo
 	$(BIN)/evstore demo
 
 ## test: install, then lint, type-check, check generated code, run the whole test suite
