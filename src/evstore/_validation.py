@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from evstore.errors import InvalidInput
@@ -96,6 +96,13 @@ def aware_datetime(value: object, what: str) -> datetime:
         raise InvalidInput(
             f"{what} must be timezone-aware, e.g. datetime.now(timezone.utc); got {value!r}"
         )
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"{what} {value.isoformat()} is outside years 1-9999 in UTC; every backend "
+            "stores the UTC value"
+        ) from None
     return value
 
 

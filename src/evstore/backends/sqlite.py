@@ -38,6 +38,7 @@ from evstore.errors import (
     StreamNotFound,
 )
 from evstore.spi._model import (
+    UNREADABLE,
     DeadLetter,
     EventRecord,
     LogFilter,
@@ -166,7 +167,11 @@ def _to_us(value: datetime) -> int:
 
 
 def _from_us(value: int) -> datetime:
-    return _EPOCH + _US * value  # exact, and twice as fast as timedelta(microseconds=...)
+    """Microseconds since the epoch; :data:`UNREADABLE` for a value out of range."""
+    try:
+        return _EPOCH + _US * value  # exact, and twice as fast as timedelta(microseconds=...)
+    except (OverflowError, TypeError):
+        return UNREADABLE
 
 
 _tuple_new = tuple.__new__
@@ -174,7 +179,10 @@ _tuple_new = tuple.__new__
 
 def _record(row: tuple[Any, ...]) -> EventRecord:
     # tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
-    return _tuple_new(EventRecord, (*row[:8], _EPOCH + _US * row[8], _EPOCH + _US * row[9]))
+    try:
+        return _tuple_new(EventRecord, (*row[:8], _EPOCH + _US * row[8], _EPOCH + _US * row[9]))
+    except (OverflowError, TypeError):  # a corrupt row: the reader reports that event alone
+        return _tuple_new(EventRecord, (*row[:8], _from_us(row[8]), _from_us(row[9])))
 
 
 class _Wakeup:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, Unpack
 from evstore import _sio
 from evstore import _validation as check
 from evstore._types import RecordedEvent
-from evstore.errors import BackendUnavailable, InvalidInput
+from evstore.errors import BackendUnavailable, InvalidInput, SerializationError
 from evstore.spi._model import DeadLetter, EventRecord
 from evstore.spi.backend import TransactionalCheckpoints
 from evstore.store.filters import LogFilterOptions
@@ -195,8 +195,8 @@ class Projection(LogFollower):
         page = self._reader.read(self._position, self._batch_size)
         self._head = max(self._head, page.scanned_to)
         if page.events and not self._handle_page(page.events):
-            # Another instance moved the checkpoint: the rest of this page is not ours to
-            # handle or skip; read again after the checkpoint as stored now.
+            # Another instance moved the checkpoint (or an unreadable event was set aside):
+            # the rest of this page is not handled; read again after the position now.
             return False
         caught_up = len(page.events) < self._batch_size
         if caught_up and page.scanned_to > self._position:
@@ -206,12 +206,28 @@ class Projection(LogFollower):
         return caught_up
 
     def _handle_page(self, records: list[EventRecord]) -> bool:
-        """Handle a page; return False when the checkpoint was moved by another instance.
+        """Handle a page; return False when the rest of it must be read again.
 
         A lost compare-and-set drops the rest of the page: the caller reads again after the
         stored checkpoint, so no event of the page is skipped unapplied or applied twice.
+        An event whose stored row cannot be read (``SerializationError``) is a poison
+        event: the ones before it are handled, it is parked (or stops the projection with
+        ``on_error="stop"``), and the caller reads on after it.
         """
-        events = [record_to_event(r) for r in records]
+        events: list[RecordedEvent] = []
+        for record in records:
+            try:
+                events.append(record_to_event(record))
+            except SerializationError as e:
+                if events and not self._handle_events(events):
+                    return False
+                log.warning("projection %s: %s", self._name, e)
+                if self._give_up(record, e) and self._transact is None:
+                    self._commit(record.position, None)
+                return False
+        return self._handle_events(events)
+
+    def _handle_events(self, events: list[RecordedEvent]) -> bool:
         if self._transact is not None:
             try:
                 if not self._commit(events[-1].position, self._work(events)):
@@ -263,6 +279,13 @@ class Projection(LogFollower):
                 if attempt < self._max_attempts and self._retry_delay:
                     _sio.sleep(self._retry_delay)
         assert error is not None
+        return self._give_up(event, error)
+
+    def _give_up(self, event: RecordedEvent | EventRecord, error: Exception) -> bool:
+        """Park an event that keeps failing (or raise ``error`` with ``on_error="stop"``).
+
+        Returns False, having parked nothing, when another instance moved the checkpoint.
+        """
         if self._on_error == "stop":
             raise error
         if self._transact is not None and self._moved():
@@ -406,7 +429,10 @@ def _nothing(tx: Any) -> None:
 
 
 def _letter(
-    name: str, event: RecordedEvent | DeadLetter, error: BaseException, attempts: int
+    name: str,
+    event: RecordedEvent | EventRecord | DeadLetter,
+    error: BaseException,
+    attempts: int,
 ) -> DeadLetter:
     text = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
     return DeadLetter(

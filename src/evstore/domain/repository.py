@@ -26,6 +26,7 @@ from evstore.errors import (
     ConcurrencyError,
     EvstoreError,
     InvalidInput,
+    SerializationError,
     StreamDeleted,
     StreamNotFound,
 )
@@ -161,7 +162,13 @@ class Repository(Generic[A]):
             hit = self.snapshots.get(id)
             if hit is not None:
                 return hit
-        snapshot = self._store.get_snapshot(id)
+        try:
+            snapshot = self._store.get_snapshot(id)
+        except SerializationError as e:
+            # A snapshot is only an optimisation: replay the events instead (a long replay
+            # makes the next save take a new snapshot).
+            log.warning("ignoring the unreadable snapshot of %s: %s", id, e)
+            return None
         if snapshot is not None and self.snapshots is not None:
             self.snapshots.put(id, snapshot, len(_codec.encode(snapshot.data)))
         return snapshot

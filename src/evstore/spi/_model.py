@@ -9,13 +9,29 @@ check and idempotent re-append - are written here once, as pure functions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import NamedTuple
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from evstore._types import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, ExpectedVersion
 from evstore.errors import ConcurrencyError, DuplicateEventId
+
+UNREADABLE: datetime = datetime.min.replace(tzinfo=UTC)
+"""Stands, by identity, for a stored timestamp a backend cannot turn into a ``datetime``.
+
+A backend puts this very object (compared with ``is``, never ``==``) in ``occurred_at``,
+``recorded_at`` or ``taken_at`` instead of failing a whole page on one corrupt row; the
+layer above raises ``SerializationError`` naming that event's position when it reaches it.
+"""
+
+
+def readable_time(convert: Callable[[Any], datetime], raw: Any) -> datetime:
+    """``convert(raw)``, or :data:`UNREADABLE` when the stored value cannot be converted."""
+    try:
+        return convert(raw)
+    except (OverflowError, TypeError, ValueError):
+        return UNREADABLE
 
 
 class PendingEvent(NamedTuple):

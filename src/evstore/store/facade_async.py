@@ -21,8 +21,9 @@ from evstore._types import (
     Snapshot,
     _ExpectedVersionMode,
 )
-from evstore.errors import InvalidInput
+from evstore.errors import InvalidInput, SerializationError
 from evstore.spi._model import (
+    UNREADABLE,
     PendingEvent,
     Placement,
     SnapshotRecord,
@@ -275,12 +276,20 @@ class AsyncEventStore:
         record = await self._backend.get_snapshot(self._stream(stream_id))
         if record is None:
             return None
+        if record.taken_at is UNREADABLE:
+            raise SerializationError(
+                f"the snapshot of {record.stream_id!r} at version {record.version} cannot be "
+                "read: its taken_at is outside years 1-9999 UTC"
+            )
+        try:
+            data = _codec.decode(record.data)
+        except SerializationError as e:
+            raise SerializationError(
+                f"the snapshot of {record.stream_id!r} at version {record.version} cannot be "
+                f"read: {e}"
+            ) from e
         return Snapshot(
-            record.stream_id,
-            record.version,
-            _codec.decode(record.data),
-            record.schema_version,
-            record.taken_at,
+            record.stream_id, record.version, data, record.schema_version, record.taken_at
         )
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:

@@ -6,7 +6,8 @@ from dataclasses import fields
 
 from evstore._codec import decode, parse_uuid
 from evstore._types import RecordedEvent
-from evstore.spi._model import EventRecord
+from evstore.errors import SerializationError
+from evstore.spi._model import UNREADABLE, EventRecord
 
 # ``RecordedEvent`` is a frozen slots dataclass: its generated ``__init__`` sets each field
 # through ``object.__setattr__`` (a lookup by name per field), which cost about a third of
@@ -43,13 +44,22 @@ def record_to_event(record: EventRecord) -> RecordedEvent:
         recorded_at,
     ) = record
     event = _new(RecordedEvent)
+    try:
+        if occurred_at is UNREADABLE or recorded_at is UNREADABLE:
+            raise SerializationError("a stored timestamp is outside years 1-9999 UTC")
+        _set_event_id(event, parse_uuid(event_id))
+        _set_data(event, decode(data))
+        _set_metadata(event, decode(metadata))
+    except (SerializationError, ValueError, TypeError) as e:
+        # One corrupt row fails the read of that event only, and says which one it is.
+        raise SerializationError(
+            f"the event at position {position} ({stream_id!r} version {version}) cannot be "
+            f"read: {e}"
+        ) from e
     _set_stream_id(event, stream_id)
     _set_version(event, version)
     _set_position(event, position)
-    _set_event_id(event, parse_uuid(event_id))
     _set_type(event, type_)
-    _set_data(event, decode(data))
-    _set_metadata(event, decode(metadata))
     _set_schema_version(event, schema_version)
     _set_occurred_at(event, occurred_at)
     _set_recorded_at(event, recorded_at)

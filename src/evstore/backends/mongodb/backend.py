@@ -97,6 +97,7 @@ from evstore.errors import (
     StreamNotFound,
 )
 from evstore.spi._model import (
+    UNREADABLE,
     DeadLetter,
     EventRecord,
     LogFilter,
@@ -139,7 +140,11 @@ def _to_us(value: datetime) -> int:
 
 
 def _from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
+    """Microseconds since the epoch; :data:`UNREADABLE` for a value out of range."""
+    try:
+        return _EPOCH + timedelta(microseconds=value)
+    except (OverflowError, TypeError):
+        return UNREADABLE
 
 
 def _record(doc: dict[str, Any]) -> EventRecord:

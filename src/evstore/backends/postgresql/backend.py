@@ -76,7 +76,7 @@ import re
 import time
 from collections.abc import Iterator, Callable, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -84,6 +84,7 @@ import psycopg.errors
 from psycopg import Connection, sql
 from psycopg.adapt import Buffer, Loader
 from psycopg.rows import TupleRow
+from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from evstore import _sio
@@ -108,6 +109,7 @@ from evstore.errors import (
     StreamNotFound,
 )
 from evstore.spi._model import (
+    UNREADABLE,
     DeadLetter,
     EventRecord,
     LogFilter,
@@ -146,6 +148,26 @@ class _JsonBytesBinary(_JsonBytes):
     format = psycopg.pq.Format.BINARY
 
 
+class _TolerantTimestamptz(TimestamptzLoader):
+    """A ``timestamptz`` outside Python's years 1-9999 loads as :data:`UNREADABLE`."""
+
+    def load(self, data: Buffer) -> datetime:
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return UNREADABLE
+
+
+class _TolerantTimestamptzBinary(TimestamptzBinaryLoader):
+    """The same for results in binary format."""
+
+    def load(self, data: Buffer) -> datetime:
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return UNREADABLE
+
+
 _tuple_new = tuple.__new__
 
 
@@ -164,6 +186,11 @@ def _mode(expected: ExpectedVersion) -> tuple[int, int]:
         return 2, 0
     assert isinstance(expected, int)
     return 3, expected
+
+
+def _is_load_error(e: psycopg.DataError) -> bool:
+    """Whether the driver, not the server, failed: loading a value of a fetched row."""
+    return e.sqlstate is None
 
 
 def _is_disconnect(e: BaseException) -> bool:
@@ -354,7 +381,18 @@ class PostgresBackend(
         while True:
             try:
                 with self._pool.connection() as conn:
-                    cur = conn.execute(query, params, binary=binary)
+                    try:
+                        cur = conn.execute(query, params, binary=binary)
+                        return cur.fetchall() if cur.description is not None else []
+                    except psycopg.DataError as e:
+                        if not _is_load_error(e):
+                            raise
+                    # A stored value the driver cannot load (a timestamp out of Python's
+                    # range) fails only its own event: read again, marking it unreadable.
+                    cur = conn.cursor(binary=binary)
+                    cur.adapters.register_loader("timestamptz", _TolerantTimestamptz)
+                    cur.adapters.register_loader("timestamptz", _TolerantTimestamptzBinary)
+                    cur.execute(query, params)
                     return cur.fetchall() if cur.description is not None else []
             except psycopg.IntegrityError:
                 raise
