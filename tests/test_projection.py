@@ -11,14 +11,13 @@ import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import evstore
-from evstore import DeadLetter, NewEvent, Projection
+from evstore import NewEvent, Projection
 from evstore.testing import StoreFactory
 
 
@@ -219,55 +218,6 @@ def test_the_async_projection_awaits_async_handlers(store_factory: StoreFactory)
             assert seen == list(range(7))
 
     asyncio.run(scenario())
-
-
-def test_dead_letters_are_stored_listed_and_removed_per_projection(
-    store: evstore.EventStore,
-) -> None:
-    backend = store.backend
-    now = datetime.now(UTC)
-
-    def letter(name: str, position: int, error: str = "e") -> DeadLetter:
-        return DeadLetter(name, position, f"s-{position}", 1, "T", str(uuid.uuid4()), error, 1, now)
-
-    for position in (9, 3, 5):
-        backend.park(letter("a", position))
-    backend.park(letter("b", 4))
-    backend.park(letter("a", 5, "again"))  # same (name, position): replaced
-    listed = backend.dead_letters("a", 0, 10)
-    assert [x.position for x in listed] == [3, 5, 9]
-    assert listed[1].error == "again"
-    assert listed[0].parked_at.tzinfo is not None
-    assert [x.position for x in backend.dead_letters("a", 3, 1)] == [5]
-    assert backend.unpark("a", 5) and not backend.unpark("a", 5)
-    assert [x.position for x in backend.dead_letters("a", 0, 10)] == [3, 9]
-    assert [x.position for x in backend.dead_letters("b", 0, 10)] == [4]
-    assert backend.dead_letters("c", 0, 10) == []
-
-
-def test_run_with_checkpoint_is_a_compare_and_set_that_rolls_back_on_error(
-    store: evstore.EventStore,
-) -> None:
-    run = getattr(store.backend, "run_with_checkpoint", None)
-    if run is None:  # an at-least-once backend: projections must say so
-        assert not Projection(store, "cas", lambda e, tx: None).exactly_once
-        return
-    calls: list[Any] = []
-    assert run("cas", None, 5, calls.append)
-    assert len(calls) == 1 and store.backend.get_checkpoint("cas") == 5
-    assert not run("cas", 4, 9, calls.append)  # stale expectation: nothing runs
-    assert len(calls) == 1 and store.backend.get_checkpoint("cas") == 5
-
-    class Boom(Exception):
-        pass
-
-    def fail(tx: Any) -> None:
-        raise Boom()
-
-    with pytest.raises(Boom):
-        run("cas", 5, 9, fail)
-    assert store.backend.get_checkpoint("cas") == 5
-    assert run("cas", 5, 5, calls.append)  # work without moving the checkpoint
 
 
 WORKER = """

@@ -12,10 +12,33 @@ A backend (ours or a third party's) runs the whole suite by subclassing
             yield StoreFactory(f"mydb://.../{tmp_path.name}", across_processes=True)
             # drop the database here
 
-The factory's URL must name a fresh, empty database for each test.
+The factory's URL must name a fresh, empty database for each test. Each tier of the
+backend interface (:mod:`evstore.spi`) has its own class - :class:`EventLogContract`,
+:class:`SnapshotsContract`, :class:`CheckpointStoreContract`,
+:class:`TransactionalCheckpointsContract`, :class:`DeadLetterStoreContract`,
+:class:`OperationsContract` - to subclass alone while building that tier. Tests that take
+the ``store`` or ``face`` fixture run twice: on :class:`evstore.EventStore` and on
+:class:`evstore.AsyncEventStore`.
 """
 
 from evstore.testing._factory import StoreFactory
-from evstore.testing.contract import StoreContract
+from evstore.testing.contract import (
+    CheckpointStoreContract,
+    DeadLetterStoreContract,
+    EventLogContract,
+    OperationsContract,
+    SnapshotsContract,
+    StoreContract,
+    TransactionalCheckpointsContract,
+)
 
-__all__ = ["StoreContract", "StoreFactory"]
+__all__ = [
+    "CheckpointStoreContract",
+    "DeadLetterStoreContract",
+    "EventLogContract",
+    "OperationsContract",
+    "SnapshotsContract",
+    "StoreContract",
+    "StoreFactory",
+    "TransactionalCheckpointsContract",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -11,6 +12,7 @@ import pytest
 import evstore
 from evstore import NO_STREAM, Snapshot
 from evstore.testing._base import ContractBase, batch, new, unique
+from evstore.testing._faces import Face, SyncOverAsync
 from evstore.testing._factory import StoreFactory
 
 T = TypeVar("T")
@@ -34,6 +36,15 @@ async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 class AsyncContract(ContractBase):
     """The async store on the same database as the sync one."""
+
+    def test_each_face_drives_its_own_store(self, face: Face, store: evstore.EventStore) -> None:
+        if face.name == "async":  # every call below reaches the asyncio source
+            assert isinstance(store, SyncOverAsync)
+            assert isinstance(store.target, evstore.AsyncEventStore)
+            assert inspect.iscoroutinefunction(type(store.target.backend).append)
+        else:
+            assert isinstance(store, evstore.EventStore)
+            assert not inspect.iscoroutinefunction(type(store.backend).append)
 
     def test_async_append_read_and_concurrency(self, store_factory: StoreFactory) -> None:
         sid = unique()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import evstore
+from evstore.testing._faces import Face, open_face
 from evstore.testing._factory import StoreFactory
 
 
@@ -37,11 +38,26 @@ def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+FACES = ("sync", "async")
+
+
 class ContractBase:
-    """Provides ``store`` (sync) on top of the ``store_factory`` fixture the user supplies."""
+    """Provides ``face`` and ``store`` on top of the ``store_factory`` fixture the user supplies.
+
+    ``face`` is parametrised over the two APIs: every test that takes ``face`` or ``store``
+    runs once on :class:`evstore.EventStore` and once on :class:`evstore.AsyncEventStore`
+    (driven through :class:`~evstore.testing._faces.SyncOverAsync`). Tests that only take
+    ``store_factory`` (the multi-process ones) run once, on the sync face.
+    """
+
+    @pytest.fixture(params=FACES)
+    def face(self, request: pytest.FixtureRequest, store_factory: StoreFactory) -> Iterator[Face]:
+        opened = open_face(request.param, store_factory)
+        yield opened
+        opened.close()
 
     @pytest.fixture
-    def store(self, store_factory: StoreFactory) -> Iterator[evstore.EventStore]:
-        s = store_factory.connect()
+    def store(self, face: Face) -> Iterator[evstore.EventStore]:
+        s = face.connect()
         yield s
         s.close()

@@ -9,9 +9,8 @@ import pytest
 import evstore
 from evstore import NO_STREAM, Snapshot
 from evstore.errors import ConcurrencyError, InvalidInput, StreamDeleted, StreamNotFound
-from evstore.spi import STATS_KEYS
 from evstore.testing._base import ContractBase, batch, new, unique
-from evstore.testing._factory import StoreFactory
+from evstore.testing._faces import Face
 
 
 class StreamReadContract(ContractBase):
@@ -44,8 +43,8 @@ class StreamReadContract(ContractBase):
     def test_events_keep_data_in_order(self, store: evstore.EventStore, ten: str) -> None:
         assert [e.data["i"] for e in store.get_events(ten)] == list(range(10))
 
-    def test_iter_events_pages_match_get_events(self, store_factory: StoreFactory) -> None:
-        with store_factory.connect(page_size=3) as small:
+    def test_iter_events_pages_match_get_events(self, face: Face) -> None:
+        with face.connect(page_size=3) as small:
             sid = unique()
             small.append(sid, batch(11))
             assert list(small.iter_events(sid)) == small.get_events(sid)
@@ -105,8 +104,8 @@ class GlobalLogContract(ContractBase):
             "order-1"
         ]
 
-    def test_category_separator_is_configurable(self, store_factory: StoreFactory) -> None:
-        with store_factory.connect(category_separator=":") as s:
+    def test_category_separator_is_configurable(self, face: Face) -> None:
+        with face.connect(category_separator=":") as s:
             s.append("user:1", batch(1))
             s.append("user-2", batch(1))
             assert s.category_of("user:1") == "user"
@@ -124,8 +123,8 @@ class GlobalLogContract(ContractBase):
             seen += [e.position for e in part]
         assert sorted(seen) == everything
 
-    def test_iter_all_pages_with_filters(self, store_factory: StoreFactory) -> None:
-        with store_factory.connect(page_size=4) as small:
+    def test_iter_all_pages_with_filters(self, face: Face) -> None:
+        with face.connect(page_size=4) as small:
             for i in range(9):
                 small.append(unique("cat" if i % 3 else "dog"), [new("A"), new("B")])
             assert list(small.iter_all()) == small.read_all()
@@ -254,27 +253,3 @@ class DeleteContract(ContractBase):
         store.delete_stream(sid, hard=True)
         fresh = store.append(unique(), batch(1))
         assert fresh.first_position > gone.last_position
-
-    def test_list_streams_and_stats(self, store: evstore.EventStore) -> None:
-        store.append("b-1", batch(2))
-        store.append("a-1", batch(1))
-        store.append("c-1", batch(1))
-        store.delete_stream("c-1")
-        store.append("d-1", batch(1))
-        store.delete_stream("d-1", hard=True)
-        listed = store.list_streams()
-        assert [(s.stream_id, s.version, s.state) for s in listed] == [
-            ("a-1", 1, "live"),
-            ("b-1", 2, "live"),
-            ("c-1", 1, "deleted"),
-            ("d-1", 1, "tombstoned"),
-        ]
-        assert [s.stream_id for s in store.list_streams(after="a-1", limit=2)] == ["b-1", "c-1"]
-        stats = store.stats()
-        assert set(STATS_KEYS) <= set(stats)
-        assert stats["events"] == 4  # c-1's event stays in the log, d-1's is gone
-        assert stats["streams"] == 2  # the live ones: a-1 and b-1
-        assert stats["snapshots"] == 0
-        assert stats["checkpoints"] == 0
-        assert stats["head_position"] == store.head_position()
-        assert stats["head_position"] >= max(e.position for e in store.read_all())

@@ -9,7 +9,6 @@ import pytest
 
 import evstore
 from evstore.testing._base import ContractBase, batch, eventually, new, unique
-from evstore.testing._factory import StoreFactory
 
 
 class _Collector:
@@ -80,26 +79,6 @@ class SubscriptionContract(ContractBase):
             eventually(lambda: len(collector.positions) == 3)
         assert collector.positions == list(positions[2:])
 
-    def test_named_subscription_resumes_after_its_checkpoint(
-        self, store_factory: StoreFactory
-    ) -> None:
-        with store_factory.connect() as store:
-            first = store.append(unique(), batch(4)).positions
-            collector = _Collector()
-            with store.subscribe(collector, name="projector", batch_size=2):
-                eventually(lambda: len(collector.positions) == 4)
-            second = store.append(unique(), batch(3)).positions
-        with store_factory.connect() as reopened:
-            again = _Collector()
-            with reopened.subscribe(again, name="projector", from_position=0) as sub:
-                eventually(lambda: len(again.positions) == 3)
-                assert sub.position == second[-1]
-            other = _Collector()
-            with reopened.subscribe(other, name="another"):
-                eventually(lambda: len(other.positions) == 7)
-        assert collector.positions == list(first)
-        assert again.positions == list(second)
-
     def test_handler_error_stops_and_surfaces_without_skipping(
         self, store: evstore.EventStore
     ) -> None:
@@ -131,16 +110,6 @@ class SubscriptionContract(ContractBase):
             eventually(lambda: len(by_category.positions) == 4)
         assert [e.type for e in by_type.events] == ["B", "B", "B"]
         assert {e.stream_id for e in by_category.events} == {"user-1", "user-2", "user-3"}
-
-    def test_filtered_named_subscription_checkpoints_past_unwanted_events(
-        self, store: evstore.EventStore
-    ) -> None:
-        store.append(unique(), [new("Wanted")])
-        last = store.append(unique(), batch(5, "Unwanted")).last_position
-        collector = _Collector()
-        with store.subscribe(collector, name="picky", types=["Wanted"]) as sub:
-            eventually(lambda: sub.position == last)
-        assert len(collector.positions) == 1
 
     def test_partitioned_subscriptions_see_every_event_exactly_once(
         self, store: evstore.EventStore

@@ -1,4 +1,9 @@
-"""The whole contract: every behaviour a backend must have, as one test class."""
+"""The contract, one class per tier of the backend interface, and all of it as one class.
+
+A backend author subclasses :class:`StoreContract` for the whole suite, or one tier's class
+(e.g. :class:`DeadLetterStoreContract`) while working on that tier. Every test that takes
+``store`` or ``face`` runs on the sync and on the asyncio store.
+"""
 
 from __future__ import annotations
 
@@ -18,22 +23,55 @@ from evstore.testing._read_contract import (
     StreamReadContract,
 )
 from evstore.testing._subscription_contract import SubscriptionContract
+from evstore.testing._tier_contract import (
+    CheckpointStoreContract,
+    DeadLetterStoreContract,
+    OperationsContract,
+    SnapshotStoreContract,
+    TransactionalCheckpointsContract,
+)
 
-__all__ = ["StoreContract"]
+__all__ = [
+    "CheckpointStoreContract",
+    "DeadLetterStoreContract",
+    "EventLogContract",
+    "OperationsContract",
+    "SnapshotsContract",
+    "StoreContract",
+    "TransactionalCheckpointsContract",
+]
 
 
-class StoreContract(
+class EventLogContract(
     AppendContract,
     IdempotencyContract,
     ValidationContract,
     EncodingContract,
     StreamReadContract,
     GlobalLogContract,
-    SnapshotContract,
     DeleteContract,
     SubscriptionContract,
     ConcurrencyContract,
     AsyncContract,
     ProjectionContract,
 ):
-    """Subclass this and provide a ``store_factory`` fixture to test a backend."""
+    """The event log tier (``EventLog``): appends, reads, deletes, subscriptions, races."""
+
+
+class SnapshotsContract(SnapshotContract, SnapshotStoreContract):
+    """The snapshot tier (``SnapshotStore``)."""
+
+
+class StoreContract(
+    EventLogContract,
+    SnapshotsContract,
+    CheckpointStoreContract,
+    TransactionalCheckpointsContract,
+    DeadLetterStoreContract,
+    OperationsContract,
+):
+    """Every tier: subclass this and provide a ``store_factory`` fixture to test a backend.
+
+    ``TransactionalCheckpointsContract`` checks the optional tier where the backend has it,
+    and otherwise that projections report and enforce at-least-once delivery.
+    """
