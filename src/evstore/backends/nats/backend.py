@@ -27,11 +27,24 @@ from evstore.spi._model import (
     SnapshotRecord,
     StreamSummary,
 )
+from evstore.spi.backend import (
+    CheckpointStore,
+    DeadLetterStore,
+    EventLog,
+    Operations,
+    SnapshotStore,
+)
 
 T = TypeVar("T")
 
 
-class NatsBackend:
+class NatsBackend(
+    EventLog,
+    SnapshotStore,
+    CheckpointStore,
+    DeadLetterStore,
+    Operations,
+):
     """A sync ``Backend`` over :class:`AsyncNatsBackend` on a private event-loop thread."""
 
     def __init__(self, backend: AsyncNatsBackend) -> None:

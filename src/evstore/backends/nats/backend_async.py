@@ -86,6 +86,13 @@ from evstore.spi._model import (
     check_expected,
     replayed_result,
 )
+from evstore.spi.backend_async import (
+    AsyncCheckpointStore,
+    AsyncDeadLetterStore,
+    AsyncEventLog,
+    AsyncOperations,
+    AsyncSnapshotStore,
+)
 
 T = TypeVar("T")
 
@@ -150,7 +157,13 @@ def _status(msg: Msg) -> str | None:
     return None if headers is None else headers.get("Status")
 
 
-class AsyncNatsBackend:
+class AsyncNatsBackend(
+    AsyncEventLog,
+    AsyncSnapshotStore,
+    AsyncCheckpointStore,
+    AsyncDeadLetterStore,
+    AsyncOperations,
+):
     """Streams, the global log, snapshots and checkpoints in NATS JetStream."""
 
     def __init__(
