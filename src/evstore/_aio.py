@@ -26,6 +26,10 @@ class Event:
         """Whether the flag is set."""
         return self._event.is_set()
 
+    def clear(self) -> None:
+        """Unset the flag."""
+        self._event.clear()
+
     async def wait(self, timeout: float | None = None) -> bool:
         """Wait until set or ``timeout`` passes; return whether it is set."""
         try:

@@ -22,6 +22,10 @@ class Event:
         """Whether the flag is set."""
         return self._event.is_set()
 
+    def clear(self) -> None:
+        """Unset the flag."""
+        self._event.clear()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until set or ``timeout`` passes; return whether it is set."""
         return self._event.wait(timeout)

@@ -322,7 +322,7 @@ class EventStore:
 
     def subscribe(
         self,
-        handler: Callable[[RecordedEvent], Any],
+        handler: Callable[[RecordedEvent], Any] | None = None,
         *,
         from_position: int | Literal["end"] = 0,
         name: str | None = None,
@@ -336,8 +336,13 @@ class EventStore:
         with the same name resumes after it (the stored checkpoint wins over
         ``from_position``). If the handler raises, the subscription stops at that event,
         keeps the error in ``.error`` and raises it from ``wait()`` and ``stop()``.
+
+        Without a handler, iterate over the subscription instead: ``for event in
+        store.subscribe(...)`` gets the same events in the same order; an event counts as
+        handled (and checkpointed) when the loop asks for the next one, and leaving the
+        loop stops the subscription.
         """
-        if not callable(handler):
+        if handler is not None and not callable(handler):
             raise InvalidInput("handler must be callable")
         if from_position != "end":
             check.non_negative_int(from_position, "from_position")

@@ -318,9 +318,9 @@ class AsyncEventStore:
 
     # -- subscriptions ---------------------------------------------------------------------
 
-    async def subscribe(
+    def subscribe(
         self,
-        handler: Callable[[RecordedEvent], Any],
+        handler: Callable[[RecordedEvent], Any] | None = None,
         *,
         from_position: int | Literal["end"] = 0,
         name: str | None = None,
@@ -334,8 +334,13 @@ class AsyncEventStore:
         with the same name resumes after it (the stored checkpoint wins over
         ``from_position``). If the handler raises, the subscription stops at that event,
         keeps the error in ``.error`` and raises it from ``wait()`` and ``stop()``.
+
+        Without a handler, iterate over the subscription instead: ``for event in
+        store.subscribe(...)`` gets the same events in the same order; an event counts as
+        handled (and checkpointed) when the loop asks for the next one, and leaving the
+        loop stops the subscription.
         """
-        if not callable(handler):
+        if handler is not None and not callable(handler):
             raise InvalidInput("handler must be callable")
         if from_position != "end":
             check.non_negative_int(from_position, "from_position")
@@ -348,7 +353,11 @@ class AsyncEventStore:
             name=name,
             batch_size=check.positive_int(batch_size, "batch_size"),
         )
-        await subscription.start()
+        # async-only: begin
+        # Started by `await`, `async with` or `async for` (asyncpg's and httpx's convention).
+        return subscription
+        # async-only: end
+        subscription.start()
         return subscription
 
     # -- operations ------------------------------------------------------------------------

@@ -4,21 +4,31 @@
 
 The read loop is :class:`~evstore.store.reader.LogFollower`'s; a subscription
 calls its handler for each event of a page and then stores the checkpoint (when named).
+
+Without a handler a subscription is iterated (``for event in store.subscribe(...)``): the
+loop is the handler. An event counts as handled when the loop asks for the next one, so the
+checkpoint never passes an event the loop has not finished; leaving the loop stops the
+subscription, and a named one later resumes with the event the loop was handling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+import warnings
+from collections.abc import Iterator, Callable, Generator
+from typing import Any, Literal, Self
 
 from evstore import _sio
 from evstore._types import RecordedEvent
+from evstore.errors import InvalidInput
 from evstore.store.reader import LogFollower, AsyncLogReader
 from evstore.store.records import record_to_event
 
+_HANDOFF_POLL = 0.1  # how often a waiting hand-over checks whether it was stopped
+
 
 class Subscription(LogFollower):
-    """A running subscription: ``stop()`` it, read its ``position`` and ``lag``.
+    """A running subscription: ``stop()`` it, read its ``position`` and ``lag``, wait for it
+    with ``wait_caught_up()`` or ``wait_until(position)``; without a handler, iterate it.
 
     A handler error stops it at that event (the checkpoint stays before it) and is raised
     from ``wait()``, ``stop()`` and the context exit.
@@ -27,7 +37,7 @@ class Subscription(LogFollower):
     def __init__(
         self,
         reader: AsyncLogReader,
-        handler: Callable[[RecordedEvent], Any],
+        handler: Callable[[RecordedEvent], Any] | None,
         *,
         from_position: int | Literal["end"],
         name: str | None,
@@ -37,9 +47,18 @@ class Subscription(LogFollower):
         self._handler = handler
         self._from = from_position
         self._name = name
+        self._started = False
+        # The hand-over to an iterating loop (no handler): one event at a time.
+        self._slot: RecordedEvent | None = None
+        self._ready = _sio.Event()  # an event is in the slot
+        self._taken = _sio.Event()  # the loop has finished with it
 
     def __repr__(self) -> str:
-        return f"<subscription {self._name or '(anonymous)'} at {self._position}>"
+        state = "running" if self.running else "stopped" if self._started else "not started"
+        return (
+            f"<{type(self).__name__} {self._name or '(anonymous)'} at position "
+            f"{self._position}, {state}>"
+        )
 
     @property
     def name(self) -> str | None:
@@ -47,7 +66,10 @@ class Subscription(LogFollower):
         return self._name
 
     def start(self) -> None:
-        """Resolve the start position and begin delivering in the background."""
+        """Resolve the start position and begin delivering in the background (once)."""
+        if self._started:
+            return
+        self._started = True
         backend = self._backend
         stored = backend.get_checkpoint(self._name) if self._name else None
         if stored is not None:
@@ -66,7 +88,8 @@ class Subscription(LogFollower):
             for record in page.events:
                 if self._stopping.is_set():
                     break
-                _sio.call(self._handler, record_to_event(record))
+                if not self._deliver(record_to_event(record)):
+                    break
                 self._position = record.position
             else:
                 self._position = self._reader.next_position(self._position, page)
@@ -75,3 +98,53 @@ class Subscription(LogFollower):
                 self._backend.set_checkpoint(self._name, self._position)
         self._head = max(self._head, page.scanned_to)
         return len(page.events) < self._batch_size
+
+    def _deliver(self, event: RecordedEvent) -> bool:
+        """Hand one event to the handler or the loop; whether it was handled."""
+        if self._handler is not None:
+            _sio.call(self._handler, event)
+            return True
+        self._taken.clear()
+        self._slot = event
+        self._ready.set()
+        while not self._taken.is_set():
+            if self._stopping.is_set():
+                return False
+            self._taken.wait(_HANDOFF_POLL)
+        return True
+
+    def _next(self) -> RecordedEvent | None:
+        """The next event for the loop; None once stopped."""
+        self._taken.set()  # the loop asks for the next one: the previous one is handled
+        while not self._ready.is_set():
+            if not self.running:
+                break
+            self._ready.wait(_HANDOFF_POLL)
+        if self._ready.is_set():
+            self._ready.clear()
+            return self._slot
+        if self.error is not None:
+            raise self.error
+        return None
+
+    def __iter__(self) -> Iterator[RecordedEvent]:
+        """The events, catch-up then live, until stopped; leaving the loop stops it."""
+        if self._handler is not None:
+            raise InvalidInput(
+                "this subscription delivers to its handler; call subscribe() without a "
+                "handler to iterate over the events"
+            )
+        self.start()
+        try:
+            while True:
+                event = self._next()
+                if event is None:
+                    return
+                yield event
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+

@@ -2,21 +2,31 @@
 
 The read loop is :class:`~evstore.store.reader_async.AsyncLogFollower`'s; a subscription
 calls its handler for each event of a page and then stores the checkpoint (when named).
+
+Without a handler a subscription is iterated (``for event in store.subscribe(...)``): the
+loop is the handler. An event counts as handled when the loop asks for the next one, so the
+checkpoint never passes an event the loop has not finished; leaving the loop stops the
+subscription, and a named one later resumes with the event the loop was handling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+import warnings
+from collections.abc import AsyncIterator, Callable, Generator
+from typing import Any, Literal, Self
 
 from evstore import _aio
 from evstore._types import RecordedEvent
+from evstore.errors import InvalidInput
 from evstore.store.reader_async import AsyncLogFollower, AsyncLogReader
 from evstore.store.records import record_to_event
 
+_HANDOFF_POLL = 0.1  # how often a waiting hand-over checks whether it was stopped
+
 
 class AsyncSubscription(AsyncLogFollower):
-    """A running subscription: ``stop()`` it, read its ``position`` and ``lag``.
+    """A running subscription: ``stop()`` it, read its ``position`` and ``lag``, wait for it
+    with ``wait_caught_up()`` or ``wait_until(position)``; without a handler, iterate it.
 
     A handler error stops it at that event (the checkpoint stays before it) and is raised
     from ``wait()``, ``stop()`` and the context exit.
@@ -25,7 +35,7 @@ class AsyncSubscription(AsyncLogFollower):
     def __init__(
         self,
         reader: AsyncLogReader,
-        handler: Callable[[RecordedEvent], Any],
+        handler: Callable[[RecordedEvent], Any] | None,
         *,
         from_position: int | Literal["end"],
         name: str | None,
@@ -35,9 +45,18 @@ class AsyncSubscription(AsyncLogFollower):
         self._handler = handler
         self._from = from_position
         self._name = name
+        self._started = False
+        # The hand-over to an iterating loop (no handler): one event at a time.
+        self._slot: RecordedEvent | None = None
+        self._ready = _aio.Event()  # an event is in the slot
+        self._taken = _aio.Event()  # the loop has finished with it
 
     def __repr__(self) -> str:
-        return f"<subscription {self._name or '(anonymous)'} at {self._position}>"
+        state = "running" if self.running else "stopped" if self._started else "not started"
+        return (
+            f"<{type(self).__name__} {self._name or '(anonymous)'} at position "
+            f"{self._position}, {state}>"
+        )
 
     @property
     def name(self) -> str | None:
@@ -45,7 +64,10 @@ class AsyncSubscription(AsyncLogFollower):
         return self._name
 
     async def start(self) -> None:
-        """Resolve the start position and begin delivering in the background."""
+        """Resolve the start position and begin delivering in the background (once)."""
+        if self._started:
+            return
+        self._started = True
         backend = self._backend
         stored = await backend.get_checkpoint(self._name) if self._name else None
         if stored is not None:
@@ -64,7 +86,8 @@ class AsyncSubscription(AsyncLogFollower):
             for record in page.events:
                 if self._stopping.is_set():
                     break
-                await _aio.call(self._handler, record_to_event(record))
+                if not await self._deliver(record_to_event(record)):
+                    break
                 self._position = record.position
             else:
                 self._position = self._reader.next_position(self._position, page)
@@ -73,3 +96,77 @@ class AsyncSubscription(AsyncLogFollower):
                 await self._backend.set_checkpoint(self._name, self._position)
         self._head = max(self._head, page.scanned_to)
         return len(page.events) < self._batch_size
+
+    async def _deliver(self, event: RecordedEvent) -> bool:
+        """Hand one event to the handler or the loop; whether it was handled."""
+        if self._handler is not None:
+            await _aio.call(self._handler, event)
+            return True
+        self._taken.clear()
+        self._slot = event
+        self._ready.set()
+        while not self._taken.is_set():
+            if self._stopping.is_set():
+                return False
+            await self._taken.wait(_HANDOFF_POLL)
+        return True
+
+    async def _next(self) -> RecordedEvent | None:
+        """The next event for the loop; None once stopped."""
+        self._taken.set()  # the loop asks for the next one: the previous one is handled
+        while not self._ready.is_set():
+            if not self.running:
+                break
+            await self._ready.wait(_HANDOFF_POLL)
+        if self._ready.is_set():
+            self._ready.clear()
+            return self._slot
+        if self.error is not None:
+            raise self.error
+        return None
+
+    async def __aiter__(self) -> AsyncIterator[RecordedEvent]:
+        """The events, catch-up then live, until stopped; leaving the loop stops it."""
+        if self._handler is not None:
+            raise InvalidInput(
+                "this subscription delivers to its handler; call subscribe() without a "
+                "handler to iterate over the events"
+            )
+        await self.start()
+        try:
+            while True:
+                event = await self._next()
+                if event is None:
+                    return
+                yield event
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    # async-only: begin
+    def __await__(self) -> Generator[Any, None, Self]:
+        """``await store.subscribe(...)`` starts the subscription and returns it; awaiting
+        a started one waits for it to end, like ``wait()``."""
+        return self._awaited().__await__()
+
+    async def _awaited(self) -> Self:
+        if self._started:
+            await self.wait()
+        else:
+            await self.start()
+        return self
+
+    def __del__(self) -> None:
+        if not getattr(self, "_started", True):
+            warnings.warn(
+                "a subscription was never started: use `await store.subscribe(...)`, "
+                "`async with store.subscribe(...)` or `async for event in "
+                "store.subscribe(...)`",
+                RuntimeWarning,
+                stacklevel=1,
+            )
+
+    # async-only: end
