@@ -83,7 +83,7 @@ def _corrupt(factory: StoreFactory, sid: str, version: int, what: str) -> None:
                 statement = "UPDATE {} SET occurred_at = '10000-01-01 00:00+00' WHERE stream_id = %s AND version = %s"  # noqa: E501
             elif what == "data":
                 statement = (
-                    "UPDATE {} SET data = '\"not an object\"' WHERE stream_id = %s AND version = %s"  # noqa: E501
+                    "UPDATE {} SET data = '\"not an object\"' WHERE stream_id = %s AND version = %s"
                 )
             else:
                 statement = "UPDATE {} SET taken_at = '0001-01-01 00:00+00'::timestamptz - interval '1 day' WHERE stream_id = %s AND %s > 0"  # noqa: E501
