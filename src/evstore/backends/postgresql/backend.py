@@ -176,6 +176,11 @@ def _record(row: Sequence[Any]) -> EventRecord:
     return _tuple_new(EventRecord, row)
 
 
+# A notification is a hint (waiters re-read the table), so its transaction - NOTIFY needs
+# a transaction id, hence a commit record - does not wait for the WAL flush.
+_NOTIFY = "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, '')"
+
+
 def _mode(expected: ExpectedVersion) -> tuple[int, int]:
     """The expected version as (mode, n) for the append statement (see ``_APPEND``)."""
     if expected is ANY:
@@ -281,8 +286,6 @@ class PostgresBackend(
         self._sql: dict[str, str] = {}
         self._wakeup = _sio.Event()
         self._listener: _sio.Runner | None = None
-        self._notifier: _sio.Runner | None = None
-        self._notify_needed = _sio.Event()
         self._listening = False
         self._stalled_since: float | None = None
         self._warned_at = 0.0
@@ -367,6 +370,7 @@ class PostgresBackend(
         *,
         retry: bool = True,
         binary: bool = False,
+        notify: str | None = None,
     ) -> list[TupleRow]:
         """Run one statement in autocommit and fetch its rows.
 
@@ -381,6 +385,8 @@ class PostgresBackend(
         while True:
             try:
                 with self._pool.connection() as conn:
+                    if notify is not None:
+                        return self._then_notify(conn, query, params, notify)
                     try:
                         cur = conn.execute(query, params, binary=binary)
                         return cur.fetchall() if cur.description is not None else []
@@ -405,6 +411,27 @@ class PostgresBackend(
                 self._pool.check()
                 _sio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    @staticmethod
+    def _then_notify(
+        conn: Connection[TupleRow],
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        channel: str,
+    ) -> list[TupleRow]:
+        """``query``, then - in its own transaction - a NOTIFY, in one round trip.
+
+        Pipeline mode sends both statements before reading either result. A Sync between
+        them ends the append's implicit transaction before the NOTIFY starts, so the
+        append commits (and flushes) without the cluster-wide lock that NOTIFY holds
+        through its commit; that commit is synchronous (see ``_NOTIFY``), so the append's
+        caller waits for one flush, its own.
+        """
+        with conn.pipeline() as pipeline:
+            cur = conn.execute(query, params)
+            pipeline._enqueue_sync()  # Sync without waiting for results (no public API)
+            conn.execute(_NOTIFY, (channel,))
+        return cur.fetchall()
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -549,7 +576,11 @@ class PostgresBackend(
         }
         while True:
             try:
-                rows = self._query(self._statement("append"), params)
+                rows = self._query(
+                    self._statement("append"),
+                    params,
+                    notify=self._channel if self._notify else None,
+                )
             except psycopg.errors.UniqueViolation as e:
                 stored = self._stored(events)
                 if stored:
@@ -570,8 +601,6 @@ class PostgresBackend(
                 check_expected(stream_id, expected, last, visible)
                 raise ConcurrencyError(stream_id, expected, last if visible else 0)
             self._wake()
-            if self._notify:
-                self._request_notify()
             return AppendResult(last + len(events), tuple(positions))
 
     def _stored(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
@@ -913,29 +942,6 @@ SELECT tombstoned FROM t""",
         wakeup, self._wakeup = self._wakeup, _sio.Event()
         wakeup.set()
 
-    def _request_notify(self) -> None:
-        self._notify_needed.set()
-        if self._notifier is None and not self._closed:
-            self._notifier = _sio.Runner(self._notify_loop, name=f"evstore-notify-{self._schema}")
-
-    def _notify_loop(self) -> None:
-        """Send one NOTIFY for all appends that committed since the last one.
-
-        NOTIFY takes a cluster-wide lock from pre-commit to commit; inside every append it
-        cost 22-24% of throughput with 4 writers. Sent from here, outside the appends'
-        transactions, it costs writers nothing, and appends that commit while one
-        notification is on its way are covered by the next.
-        """
-        while not self._closed:
-            needed = self._notify_needed
-            if not needed.wait(1.0) or self._closed:
-                continue
-            self._notify_needed = _sio.Event()  # appends from now on ask for the next one
-            try:
-                self._query("SELECT pg_notify(%s, '')", (self._channel,))
-            except BackendUnavailable as e:
-                log.info("%s: notification not sent (%s); subscribers poll", self._where(), e)
-
     def wait_for_events(self, after: int, timeout: float) -> None:
         if self._notify and self._listener is None and not self._closed:
             self._listener = _sio.Runner(self._listen, name=f"evstore-listen-{self._schema}")
@@ -1035,8 +1041,7 @@ SELECT (SELECT count(*) FROM {s}.events),
             with suppress(BackendUnavailable):
                 self._query("SELECT pg_notify(%s, '')", (self._channel,), retry=False)
         self._closed = True
-        self._notify_needed.set()
-        for runner in (self._listener, self._notifier):
+        for runner in (self._listener,):
             if runner is not None:
                 runner.cancel()
                 runner.join(5.0)

@@ -174,6 +174,11 @@ def _record(row: Sequence[Any]) -> EventRecord:
     return _tuple_new(EventRecord, row)
 
 
+# A notification is a hint (waiters re-read the table), so its transaction - NOTIFY needs
+# a transaction id, hence a commit record - does not wait for the WAL flush.
+_NOTIFY = "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, '')"
+
+
 def _mode(expected: ExpectedVersion) -> tuple[int, int]:
     """The expected version as (mode, n) for the append statement (see ``_APPEND``)."""
     if expected is ANY:
@@ -279,8 +284,6 @@ class AsyncPostgresBackend(
         self._sql: dict[str, str] = {}
         self._wakeup = _aio.Event()
         self._listener: _aio.Runner | None = None
-        self._notifier: _aio.Runner | None = None
-        self._notify_needed = _aio.Event()
         self._listening = False
         self._stalled_since: float | None = None
         self._warned_at = 0.0
@@ -365,6 +368,7 @@ class AsyncPostgresBackend(
         *,
         retry: bool = True,
         binary: bool = False,
+        notify: str | None = None,
     ) -> list[TupleRow]:
         """Run one statement in autocommit and fetch its rows.
 
@@ -379,6 +383,8 @@ class AsyncPostgresBackend(
         while True:
             try:
                 async with self._pool.connection() as conn:
+                    if notify is not None:
+                        return await self._then_notify(conn, query, params, notify)
                     try:
                         cur = await conn.execute(query, params, binary=binary)
                         return await cur.fetchall() if cur.description is not None else []
@@ -403,6 +409,27 @@ class AsyncPostgresBackend(
                 await self._pool.check()
                 await _aio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    @staticmethod
+    async def _then_notify(
+        conn: AsyncConnection[TupleRow],
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        channel: str,
+    ) -> list[TupleRow]:
+        """``query``, then - in its own transaction - a NOTIFY, in one round trip.
+
+        Pipeline mode sends both statements before reading either result. A Sync between
+        them ends the append's implicit transaction before the NOTIFY starts, so the
+        append commits (and flushes) without the cluster-wide lock that NOTIFY holds
+        through its commit; that commit is asynchronous (see ``_NOTIFY``), so the append's
+        caller waits for one flush, its own.
+        """
+        async with conn.pipeline() as pipeline:
+            cur = await conn.execute(query, params)
+            pipeline._enqueue_sync()  # Sync without waiting for results (no public API)
+            await conn.execute(_NOTIFY, (channel,))
+        return await cur.fetchall()
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -547,7 +574,11 @@ class AsyncPostgresBackend(
         }
         while True:
             try:
-                rows = await self._query(await self._statement("append"), params)
+                rows = await self._query(
+                    await self._statement("append"),
+                    params,
+                    notify=self._channel if self._notify else None,
+                )
             except psycopg.errors.UniqueViolation as e:
                 stored = await self._stored(events)
                 if stored:
@@ -568,8 +599,6 @@ class AsyncPostgresBackend(
                 check_expected(stream_id, expected, last, visible)
                 raise ConcurrencyError(stream_id, expected, last if visible else 0)
             self._wake()
-            if self._notify:
-                self._request_notify()
             return AppendResult(last + len(events), tuple(positions))
 
     async def _stored(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
@@ -911,29 +940,6 @@ SELECT tombstoned FROM t""",
         wakeup, self._wakeup = self._wakeup, _aio.Event()
         wakeup.set()
 
-    def _request_notify(self) -> None:
-        self._notify_needed.set()
-        if self._notifier is None and not self._closed:
-            self._notifier = _aio.Runner(self._notify_loop, name=f"evstore-notify-{self._schema}")
-
-    async def _notify_loop(self) -> None:
-        """Send one NOTIFY for all appends that committed since the last one.
-
-        NOTIFY takes a cluster-wide lock from pre-commit to commit; inside every append it
-        cost 22-24% of throughput with 4 writers. Sent from here, outside the appends'
-        transactions, it costs writers nothing, and appends that commit while one
-        notification is on its way are covered by the next.
-        """
-        while not self._closed:
-            needed = self._notify_needed
-            if not await needed.wait(1.0) or self._closed:
-                continue
-            self._notify_needed = _aio.Event()  # appends from now on ask for the next one
-            try:
-                await self._query("SELECT pg_notify(%s, '')", (self._channel,))
-            except BackendUnavailable as e:
-                log.info("%s: notification not sent (%s); subscribers poll", self._where(), e)
-
     async def wait_for_events(self, after: int, timeout: float) -> None:
         if self._notify and self._listener is None and not self._closed:
             self._listener = _aio.Runner(self._listen, name=f"evstore-listen-{self._schema}")
@@ -1033,8 +1039,7 @@ SELECT (SELECT count(*) FROM {s}.events),
             with suppress(BackendUnavailable):
                 await self._query("SELECT pg_notify(%s, '')", (self._channel,), retry=False)
         self._closed = True
-        self._notify_needed.set()
-        for runner in (self._listener, self._notifier):
+        for runner in (self._listener,):
             if runner is not None:
                 runner.cancel()
                 await runner.join(5.0)
