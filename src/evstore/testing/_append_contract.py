@@ -11,17 +11,105 @@ import pytest
 
 import evstore
 from evstore import ANY, NO_STREAM, STREAM_EXISTS, NewEvent
+from evstore._types import ExpectedVersion
 from evstore.errors import (
     ConcurrencyError,
     DuplicateEventId,
     InvalidInput,
     SerializationError,
+    StreamNotFound,
 )
+from evstore.spi import check_expected
 from evstore.testing._base import ContractBase, batch, new, unique
+
+# Stream states, each built by a recipe: ("append", n events) or ("delete",) (soft).
+STREAM_STATES: dict[str, list[tuple[Any, ...]]] = {
+    "absent": [],
+    "live 1": [("append", 1)],
+    "live 3": [("append", 3)],
+    "deleted at 1": [("append", 1), ("delete",)],
+    "deleted at 3": [("append", 3), ("delete",)],
+    "live again at 4": [("append", 2), ("delete",), ("append", 2)],
+    "deleted again at 4": [("append", 2), ("delete",), ("append", 2), ("delete",)],
+}
+EXPECTED_MODES: list[ExpectedVersion] = [ANY, NO_STREAM, STREAM_EXISTS, 0, 1, 2, 3, 4, 5]
+
+
+def build_state(store: evstore.EventStore, recipe: list[tuple[Any, ...]]) -> str:
+    """A new stream in the state ``recipe`` describes; returns its id."""
+    sid = unique("rule")
+    for step in recipe:
+        if step[0] == "append":
+            store.append(sid, batch(step[1]))
+        else:
+            store.delete_stream(sid)
+    return sid
+
+
+def state_of(recipe: list[tuple[Any, ...]]) -> tuple[int, bool]:
+    """(last version ever stored, visible) after ``recipe``, as ``check_expected`` takes them."""
+    last = sum(step[1] for step in recipe if step[0] == "append")
+    return last, bool(recipe) and recipe[-1][0] == "append"
+
+
+def rule_verdict(sid: str, expected: ExpectedVersion, last: int, visible: bool) -> Any:
+    """What the one definition of the rule says: None (admitted) or the ConcurrencyError."""
+    try:
+        check_expected(sid, expected, last, visible)
+    except ConcurrencyError as e:
+        return e
+    return None
 
 
 class AppendContract(ContractBase):
     """Expected-version modes, idempotent re-append and all-or-nothing batches."""
+
+    @pytest.mark.parametrize("size", [1, 2])
+    def test_append_admits_exactly_what_check_expected_admits(
+        self, store: evstore.EventStore, size: int
+    ) -> None:
+        # Every stream state x every expected-version mode, against the one definition of
+        # the rule (evstore.spi.check_expected), whatever carries it (SQL, Python, server).
+        for name, recipe in STREAM_STATES.items():
+            for expected in EXPECTED_MODES:
+                sid = build_state(store, recipe)
+                last, visible = state_of(recipe)
+                verdict = rule_verdict(sid, expected, last, visible)
+                case = f"{name}, expected {expected}, {size} event(s)"
+                if verdict is None:
+                    result = store.append(sid, batch(size), expected_version=expected)
+                    assert result.version == last + size, case
+                    assert store.stream_version(sid) == last + size, case
+                else:
+                    with pytest.raises(ConcurrencyError) as raised:
+                        store.append(sid, batch(size), expected_version=expected)
+                    assert (raised.value.expected, raised.value.actual) == (
+                        verdict.expected,
+                        verdict.actual,
+                    ), case
+                    assert store.stream_version(sid) == (last if visible else 0), case
+
+    def test_delete_admits_exactly_what_check_expected_admits(
+        self, store: evstore.EventStore
+    ) -> None:
+        for name, recipe in STREAM_STATES.items():
+            if not recipe:
+                continue  # deleting a missing stream is StreamNotFound (DeleteContract)
+            for expected in EXPECTED_MODES:
+                sid = build_state(store, recipe)
+                last, visible = state_of(recipe)
+                verdict = rule_verdict(sid, expected, last, visible)
+                case = f"{name}, expected {expected}"
+                if verdict is not None:
+                    with pytest.raises(ConcurrencyError) as raised:
+                        store.delete_stream(sid, expected_version=expected)
+                    assert raised.value.actual == verdict.actual, case
+                elif visible:
+                    store.delete_stream(sid, expected_version=expected)
+                    assert store.stream_version(sid) == 0, case
+                else:
+                    with pytest.raises(StreamNotFound):
+                        store.delete_stream(sid, expected_version=expected)
 
     def test_first_append_to_new_stream_starts_at_version_1(
         self, store: evstore.EventStore

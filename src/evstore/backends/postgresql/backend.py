@@ -598,7 +598,8 @@ class PostgresBackend(
                 stored = self._stored(events)
                 if stored:
                     return replayed_result(stream_id, events, expected, stored)
-                check_expected(stream_id, expected, last, visible)
+                # The statement's CASE refused: it carries check_expected's verdict (proven
+                # equal for every state and mode in tests/test_expected_rule.py).
                 raise ConcurrencyError(stream_id, expected, last if visible else 0)
             self._wake()
             return AppendResult(last + len(events), tuple(positions))
