@@ -72,8 +72,10 @@ class StreamDeleted(EvstoreError):
 class DuplicateEventId(EvstoreError):
     """An ``event_id`` being appended is already stored at another place."""
 
-    def __init__(self, event_id: str, detail: str = "") -> None:
+    def __init__(self, event_id: str, detail: str = "", *, stream_id: str | None = None) -> None:
         self.event_id = event_id
+        self.stream_id = stream_id
+        """The other stream that holds the id, when the message names it."""
         super().__init__(
             f"event_id {event_id} is already stored"
             + (f" ({detail})" if detail else "")

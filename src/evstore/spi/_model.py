@@ -198,7 +198,9 @@ def replayed_result(
         if record is None:
             raise DuplicateEventId(next(iter(by_id)), "the batch mixes stored and new events")
         if record.stream_id != stream_id:
-            raise DuplicateEventId(event.event_id, f"in stream {record.stream_id!r}")
+            raise DuplicateEventId(
+                event.event_id, f"in stream {record.stream_id!r}", stream_id=record.stream_id
+            )
         if first is None or record.version != first.version + i:
             raise DuplicateEventId(event.event_id, "at another version of this stream")
     assert first is not None

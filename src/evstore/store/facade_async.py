@@ -21,7 +21,7 @@ from evstore._types import (
     Snapshot,
     _ExpectedVersionMode,
 )
-from evstore.errors import InvalidInput, SerializationError
+from evstore.errors import DuplicateEventId, InvalidInput, SerializationError
 from evstore.spi._model import (
     UNREADABLE,
     PendingEvent,
@@ -93,6 +93,7 @@ class AsyncEventStore:
         self._partitioning = settings.partitioning
         self._tenant = settings.tenant
         self._prefix = settings.tenant_prefix
+        self._tenant_scan = (0, 0)  # (log read up to, tenant's newest position) - head_position
         self._closed = False
 
     @property
@@ -157,7 +158,17 @@ class AsyncEventStore:
         self._stream(stream_id)
         expected = _expected(expected_version)
         pending = _pending(events)
-        return await self._backend.append(stream_id, pending, expected, self._placement(stream_id))
+        placement = self._placement(stream_id)
+        if not self._prefix:
+            return await self._backend.append(stream_id, pending, expected, placement)
+        try:
+            return await self._backend.append(stream_id, pending, expected, placement)
+        except DuplicateEventId as e:
+            if e.stream_id is None or e.stream_id.startswith(self._prefix):
+                raise
+            hidden = e.event_id
+        # Raised outside the except block: not even __context__ names the other stream.
+        raise DuplicateEventId(hidden, "elsewhere in the store")
 
     async def delete_stream(
         self, stream_id: str, *, hard: bool = False, expected_version: ExpectedVersion = ANY
@@ -266,8 +277,27 @@ class AsyncEventStore:
             yield record_to_event(record)
 
     async def head_position(self) -> int:
-        """The position of the newest event in the global log (0 when empty)."""
-        return await self._backend.head_position()
+        """The position of the newest event in the global log (0 when empty).
+
+        A tenant's store answers for its tenant: the position of the newest event of its
+        streams (0 when it has none). It finds it by reading the tenant's part of the log
+        once, then only what was appended since (per store object).
+        """
+        if not self._prefix:
+            return await self._backend.head_position()
+        after, head = self._tenant_scan
+        where = log_filter({}, self._prefix)
+        while True:
+            page = await self._backend.read_all(after, self._page_size, where)
+            if page.events:
+                head = page.events[-1].position
+            following = max(after, page.scanned_to)
+            done = len(page.events) < self._page_size or following == after
+            after = following
+            if done:
+                break
+        self._tenant_scan = (after, head)
+        return head
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -378,8 +408,28 @@ class AsyncEventStore:
 
     async def stats(self) -> dict[str, int]:
         """Counts for operators: ``events`` in the global log, live ``streams`` (those with
-        visible events), ``snapshots``, ``checkpoints`` and ``head_position``."""
-        return await self._backend.stats()
+        visible events), ``snapshots``, ``checkpoints`` and ``head_position``.
+
+        A tenant's store counts its tenant only: ``events``, ``streams``, ``snapshots``
+        and ``head_position`` of its streams (one read per stream of the tenant); it has
+        no ``checkpoints`` count (the backend cannot list checkpoints by tenant) and none
+        of the backend's extra keys.
+        """
+        if not self._prefix:
+            return await self._backend.stats()
+        counts = {"events": 0, "streams": 0, "snapshots": 0}
+        after: str | None = None
+        while page := await self.list_streams(after=after, limit=500):
+            for summary in page:
+                if summary.state == "tombstoned":
+                    continue  # a hard delete removed its events and its snapshot
+                counts["events"] += summary.version  # soft-deleted events stay in the log
+                counts["streams"] += summary.state == "live"
+                if await self._backend.get_snapshot(summary.stream_id) is not None:
+                    counts["snapshots"] += 1
+            after = page[-1].stream_id
+        counts["head_position"] = await self.head_position()
+        return counts
 
     async def close(self) -> None:
         """Close the backend's connections. Closing twice is harmless."""

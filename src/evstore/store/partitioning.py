@@ -48,6 +48,23 @@ def _part(value: object, what: str, separator: str) -> str:
     return value
 
 
+def _tenant(value: object, separator: str) -> str:
+    """A tenant name whose prefix (name + separator) starts no other tenant's prefix.
+
+    With separator ``::`` the tenant ``acme:`` has the prefix ``acme:::``, which starts
+    with ``acme::``, tenant ``acme``'s: refused. The rule: the separator first occurs in
+    ``name + separator`` at its end; two names that keep it can never be prefixes of each
+    other's streams.
+    """
+    name = _part(value, "tenant", separator)
+    if (name + separator).find(separator) != len(name):
+        raise InvalidInput(
+            f"tenant {name!r} ends with part of the separator {separator!r}: its streams "
+            "would start like another tenant's; choose another name"
+        )
+    return name
+
+
 def _separator(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"separator must be a non-empty str, got {value!r}")
@@ -76,7 +93,7 @@ class TenantPartitioning:
         sep = self.separator
         return sep.join(
             (
-                _part(tenant, "tenant", sep),
+                _tenant(tenant, sep),
                 _part(aggregate_type, "aggregate_type", sep),
                 _id(aggregate_id),
             )
@@ -84,7 +101,7 @@ class TenantPartitioning:
 
     def prefix(self, tenant: str) -> str:
         """The prefix of every stream id of ``tenant`` (``acme_``)."""
-        return _part(tenant, "tenant", self.separator) + self.separator
+        return _tenant(tenant, self.separator) + self.separator
 
     def partition_key(self, stream_id: str) -> str:
         """The tenant: the id up to the first separator."""

@@ -45,6 +45,7 @@ class StoreSettings:
             object.__setattr__(self, "partitioning", TenantPartitioning())
         elif not isinstance(strategy, TenantPartitioning):
             raise InvalidInput(f"tenant= needs TenantPartitioning, not {strategy!r}")
+        self.tenant_prefix  # noqa: B018 - checks the name: no tenant may start like another
 
     @property
     def tenant_prefix(self) -> str:
