@@ -373,6 +373,8 @@ def test_tail_says_what_it_follows_and_rejects_a_bad_position(run: type[piped], 
     assert result.code == 0
     assert f"following {db} (type 'UserRegistered') after position 0" in result.err
     assert result.out.count("user-1@") == 2
+    one = run("tail", "--from-position", "0", "--limit", "1", "--stream", "odd-1", "--url", db)
+    assert "(stream 'odd-1')" in one.err and "odd-1@1" in one.out
     bad = run("tail", "--from-position", "abc", "--url", db)
     assert bad.code == 2 and "'abc' is not a position" in bad.err
 

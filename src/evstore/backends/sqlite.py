@@ -460,6 +460,9 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         if where.stream_prefix is not None:
             sql.append("AND substr(stream_id, 1, ?) = ?")
             params.extend((len(where.stream_prefix), where.stream_prefix))
+        if where.stream_id is not None:
+            sql.append("AND stream_id = ?")
+            params.append(where.stream_id)
         if where.partition is not None:
             sql.append("AND partition_hash % ? = ?")
             params.extend((where.partition[1], where.partition[0]))

@@ -42,6 +42,7 @@ def _stop(*_: object) -> None:
 )
 @click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
 @click.option("--category", default=None, help="Only streams of this category.")
+@click.option("--stream", default=None, help="Only this stream.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after N events.")
 @json_option
 def tail(
@@ -49,6 +50,7 @@ def tail(
     from_position: int | str,
     types: tuple[str, ...],
     category: str | None,
+    stream: str | None,
     limit: int | None,
     as_json: bool,
 ) -> None:
@@ -63,7 +65,9 @@ def tail(
     with opened(url) as store:
         start = store.head_position() if from_position == "end" else from_position
         what = " ".join(
-            [f"type {t!r}" for t in types] + ([f"category {category!r}"] if category else [])
+            [f"type {t!r}" for t in types]
+            + ([f"category {category!r}"] if category else [])
+            + ([f"stream {stream!r}"] if stream else [])
         )
         out.say(
             f"following {shown(resolve(url)[0])}{' (' + what + ')' if what else ''} "
@@ -75,6 +79,7 @@ def tail(
             from_position=int(start),
             types=list(types) or None,
             category=category,
+            stream_id=stream,
         )
         count = 0
         try:

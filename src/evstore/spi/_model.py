@@ -126,6 +126,7 @@ class LogFilter:
     category: str | None = None
     partition: tuple[int, int] | None = None
     stream_prefix: str | None = None
+    stream_id: str | None = None
 
     def accepts(self, type_: str, stream_id: str, category: str, partition_hash: int) -> bool:
         """Whether an event with these attributes passes (for backends that filter in Python)."""
@@ -134,6 +135,8 @@ class LogFilter:
         if self.category is not None and category != self.category:
             return False
         if self.stream_prefix is not None and not stream_id.startswith(self.stream_prefix):
+            return False
+        if self.stream_id is not None and stream_id != self.stream_id:
             return False
         if self.partition is not None:
             slot, count = self.partition

@@ -21,12 +21,14 @@ class LogFilterOptions(TypedDict, total=False):
 
     ``types``: one event type or several; ``category``: streams of that category (the
     stream id before the store's category separator); ``partition=(i, n)``: streams whose
-    stable hash falls in slot ``i`` of ``n``.
+    stable hash falls in slot ``i`` of ``n``; ``stream_id``: the events of that one stream
+    (e.g. one aggregate), in the log's order.
     """
 
     types: Sequence[str] | str | None
     category: str | None
     partition: tuple[int, int] | None
+    stream_id: str | None
 
 
 def log_filter(options: dict[str, object], stream_prefix: str | None) -> LogFilter:
@@ -40,9 +42,15 @@ def log_filter(options: dict[str, object], stream_prefix: str | None) -> LogFilt
     category = options.get("category")
     if category is not None:
         check.stream_id(category)
+    stream_id = options.get("stream_id")
+    if stream_id is not None:
+        check.stream_id(stream_id)
+        if stream_prefix and not str(stream_id).startswith(stream_prefix):
+            raise InvalidInput(f"stream {stream_id!r} is not a stream of this store's tenant")
     return LogFilter(
         types=check.types_filter(options.get("types")),
         category=category,  # type: ignore[arg-type]
         partition=check.partition(options.get("partition")),
         stream_prefix=stream_prefix,
+        stream_id=stream_id,  # type: ignore[arg-type]
     )

@@ -104,6 +104,19 @@ class GlobalLogContract(ContractBase):
             "order-1"
         ]
 
+    def test_read_all_filters_by_stream(self, store: evstore.EventStore) -> None:
+        one, other = unique("acct"), unique("acct")
+        wanted = list(store.append(one, batch(2)).positions)
+        store.append(other, batch(2))
+        wanted += list(store.append(one, [new("A"), new("B")]).positions)
+        assert [e.position for e in store.read_all(stream_id=one)] == wanted
+        assert [e.type for e in store.read_all(stream_id=one, types=["B"])] == ["B"]
+        assert [e.position for e in store.iter_all(wanted[0], stream_id=one)] == wanted[1:]
+        assert store.read_all(stream_id=unique("none")) == []
+        assert store.read_all(stream_id=one + "x") == []  # the id, not a prefix
+        with pytest.raises(evstore.InvalidInput):
+            store.read_all(stream_id="")
+
     def test_category_separator_is_configurable(self, face: Face) -> None:
         with face.connect(category_separator=":") as s:
             s.append("user:1", batch(1))

@@ -111,6 +111,19 @@ class SubscriptionContract(ContractBase):
         assert [e.type for e in by_type.events] == ["B", "B", "B"]
         assert {e.stream_id for e in by_category.events} == {"user-1", "user-2", "user-3"}
 
+    def test_a_subscription_to_one_stream(self, store: evstore.EventStore) -> None:
+        mine, theirs = unique("acct"), unique("acct")
+        store.append(mine, batch(2))
+        store.append(theirs, batch(3))
+        collector = _Collector()
+        with store.subscribe(collector, stream_id=mine, name="one-stream") as sub:
+            eventually(lambda: len(collector.positions) == 2)
+            store.append(theirs, batch(1))
+            last = store.append(mine, batch(1)).positions[-1]
+            assert sub.wait_until(last, timeout=10)
+        assert {e.stream_id for e in collector.events} == {mine}
+        assert [e.version for e in collector.events] == [1, 2, 3]
+
     def test_partitioned_subscriptions_see_every_event_exactly_once(
         self, store: evstore.EventStore
     ) -> None:

@@ -194,6 +194,8 @@ def _log_query(after: int, head: int, where: LogFilter) -> dict[str, Any]:
         query["category"] = {"$eq": where.category}
     if where.stream_prefix is not None:
         query["stream_id"] = {"$regex": "^" + re.escape(where.stream_prefix)}
+    if where.stream_id is not None:
+        query.setdefault("stream_id", {})["$eq"] = where.stream_id
     if where.partition is not None:
         slot, count = where.partition
         query["partition_hash"] = {"$mod": [count, slot]}

@@ -654,6 +654,9 @@ class PostgresBackend(
         if where.stream_prefix is not None:
             filters.append("AND starts_with(stream_id, %(prefix)s)")
             params["prefix"] = where.stream_prefix
+        if where.stream_id is not None:
+            filters.append("AND stream_id = %(stream_id)s")
+            params["stream_id"] = where.stream_id
         if where.partition is not None:
             filters.append("AND partition_hash %% %(count)s = %(slot)s")
             params["slot"], params["count"] = where.partition
