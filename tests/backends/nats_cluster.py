@@ -1,0 +1,21 @@
+"""NATS JetStream on a 3-node cluster with replicas = 3: three nats-servers routed to
+each other on free loopback ports, started once per test session; each test gets a store
+name of its own (its R3 streams and KV buckets). Direct gets may be answered by any of the
+three replicas, so this is where read-your-writes is put to the test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from evstore.testing import StoreFactory
+from tests._nats_servers import shared_cluster
+
+
+@contextmanager
+def factory(tmp_path: Path) -> Iterator[StoreFactory]:
+    cluster = shared_cluster()
+    yield StoreFactory(f"{cluster.url}/c{uuid.uuid4().hex[:16]}?replicas=3", across_processes=True)
