@@ -1,0 +1,203 @@
+"""NATS-specific tests: URLs and options, the subject-token encoding, the server's limits
+(1,000 events per atomic batch, max_payload) as InvalidInput with nothing written,
+read-your-writes on three replicas, and the JetStream layout a store creates.
+
+The contract suite runs on NATS through tests/backends/nats.py (one server) and
+tests/backends/nats_cluster.py (three, replicas = 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+
+import nats
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import evstore
+from evstore import NewEvent
+from evstore.backends.nats import parse_url
+from evstore.backends.nats._mapping import decode_token, encode_token
+from evstore.errors import BackendUnavailable, InvalidInput
+from tests._nats_servers import NatsServer, free_port, shared_cluster, shared_server
+
+
+def _url(name: str | None = None, cluster: bool = False) -> str:
+    base = shared_cluster().url if cluster else shared_server().url
+    return f"{base}/{name or 'n' + uuid.uuid4().hex[:12]}" + ("?replicas=3" if cluster else "")
+
+
+# -- URLs and options ----------------------------------------------------------------------
+
+
+def test_url_hosts_name_and_options() -> None:
+    servers, kwargs = parse_url("nats://a:1,b:2/orders?replicas=3&retry_timeout=2.5", {})
+    assert servers == ["nats://a:1", "nats://b:2"]
+    assert kwargs == {"name": "orders", "replicas": 3, "retry_timeout": 2.5}
+    servers, kwargs = parse_url("nats://u:p@h", {"duplicate_window": "60"})
+    assert servers == ["nats://u:p@h:4222"]
+    assert kwargs == {"name": "evstore", "duplicate_window": 60.0}
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        ("nats://h:1/bad.name", {}),
+        ("nats://h:1/" + "x" * 65, {}),
+        ("nats://h:notaport", {}),
+        ("nats://,h:1", {}),
+        ("nats://h:1?replicas=2", {}),
+        ("nats://h:1", {"partitions": 16}),
+        ("nats://h:1", {"retry_timeout": "soon"}),
+        ("nats://h:1", {"request_timeout": 0}),
+        ("nats://h:1", {"bogus": 1}),
+    ],
+)
+def test_bad_urls_and_options_are_invalid_input(url: str, options: dict[str, object]) -> None:
+    with pytest.raises(InvalidInput):
+        evstore.connect(url, **options)
+
+
+def test_unreachable_server_is_backend_unavailable() -> None:
+    port = free_port()  # nothing listens there
+    store = evstore.connect(f"nats://127.0.0.1:{port}/x?retry_timeout=0.5")
+    try:
+        with pytest.raises(BackendUnavailable):
+            store.head_position()
+    finally:
+        store.close()
+
+
+# -- the mapping -------------------------------------------------------------------------
+
+
+@given(st.text(min_size=1, max_size=60))
+def test_stream_ids_encode_into_one_reversible_subject_token(stream_id: str) -> None:
+    token = encode_token(stream_id)
+    assert decode_token(token) == stream_id
+    assert token and all(c.isascii() and (c.isalnum() or c in "_-=") for c in token)
+
+
+def test_readable_ids_stay_readable_in_subjects() -> None:
+    assert encode_token("user-42_a") == "user-42_a"
+    assert encode_token("a.b c=") == "a=2Eb=20c=3D"
+    assert encode_token("é") == "=C3=A9"
+
+
+def test_a_store_is_one_log_stream_and_three_kv_buckets() -> None:
+    name = "n" + uuid.uuid4().hex[:12]
+    with evstore.connect(_url(name)) as store:
+        store.append("a-1", [NewEvent("T", {})])
+
+    async def names() -> tuple[list[str], dict[str, object]]:
+        nc = await nats.connect(shared_server().url)
+        try:
+            listing = orjson.loads((await nc.request("$JS.API.STREAM.NAMES", b"")).data)
+            info = orjson.loads((await nc.request(f"$JS.API.STREAM.INFO.{name}-log-0", b"")).data)
+            return [n for n in listing["streams"] if n.startswith(name) or name in n], info[
+                "config"
+            ]
+        finally:
+            await nc.close()
+
+    streams, config = asyncio.run(names())
+    assert sorted(streams) == sorted(
+        [
+            f"{name}-log-0",
+            f"KV_{name}-snapshots",
+            f"KV_{name}-checkpoints",
+            f"KV_{name}-dead-letters",
+        ]
+    )
+    assert config["subjects"] == [f"{name}.0.>"]
+    assert config["allow_direct"] and config["allow_atomic"] and config["deny_delete"]
+    assert config["storage"] == "file"
+
+
+def test_stores_with_different_names_share_a_server_and_nothing_else() -> None:
+    with evstore.connect(_url()) as one, evstore.connect(_url()) as two:
+        one.append("s-1", [NewEvent("T", {})])
+        assert two.stream_version("s-1") == 0
+        assert two.read_all() == []
+
+
+# -- the server's limits as InvalidInput, nothing written -----------------------------------
+
+
+def test_more_than_1000_events_is_invalid_and_writes_nothing() -> None:
+    with evstore.connect(_url()) as store:
+        with pytest.raises(InvalidInput, match="at most 1000"):
+            store.append("big-1", [NewEvent("T", {"i": i}) for i in range(1001)])
+        assert store.head_position() == 0
+        result = store.append("big-1", [NewEvent("T", {"i": i}) for i in range(1000)])
+        assert result.version == 1000
+        assert [e.version for e in store.get_events("big-1")] == list(range(1, 1001))
+
+
+def test_an_event_over_max_payload_is_invalid_and_writes_nothing() -> None:
+    with evstore.connect(_url()) as store:
+        huge = NewEvent("T", {"pad": "x" * (1024 * 1024)})  # the server's default: 1 MB
+        with pytest.raises(InvalidInput, match="max_payload"):
+            store.append("big-2", [NewEvent("T", {}), huge])
+        assert store.head_position() == 0
+
+
+# -- replicas ------------------------------------------------------------------------------
+
+
+def test_read_your_writes_on_three_replicas() -> None:
+    """Direct gets may be answered by any replica; a lagging one must never show this
+    process an older state than it has written (stale answers were measured here)."""
+    with evstore.connect(_url(cluster=True)) as store:
+        stale = 0
+        for i in range(150):
+            result = store.append("ryw-1", [NewEvent("T", {"i": i})])
+            events = store.get_events("ryw-1", result.version)
+            stale += [e.version for e in events] != [result.version]
+            stale += store.stream_version("ryw-1") != result.version
+            page = store.read_all(result.last_position - 1)
+            stale += [e.position for e in page] != [result.last_position]
+            store.backend.set_checkpoint("c", i)
+            stale += store.backend.get_checkpoint("c") != i
+        assert stale == 0
+
+
+def test_threads_share_one_sync_store() -> None:
+    """The sync face runs the asyncio backend on one loop thread; many callers at once."""
+    with evstore.connect(_url()) as store:
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                for i in range(20):
+                    store.append(f"t-{n}", [NewEvent("T", {"i": i})])
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(store.read_all()) == 160
+        assert all(store.stream_version(f"t-{n}") == 20 for n in range(8))
+
+
+def test_a_store_outlives_a_restart_of_its_server() -> None:
+    server = NatsServer("restart")
+    server.start()
+    try:
+        url = f"{server.url}/r?retry_timeout=30"
+        with evstore.connect(url) as store:
+            first = store.append("s-1", [NewEvent("T", {"i": i}) for i in range(5)])
+            server.stop()
+            server.start()  # same port, same storage directory
+            assert store.append("s-1", [NewEvent("T", {})]).version == 6
+            assert [e.position for e in store.get_events("s-1")][:5] == list(first.positions)
+    finally:
+        server.remove()
