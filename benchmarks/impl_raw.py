@@ -164,7 +164,7 @@ class SQLiteImpl(_Shared):
         return (
             stream,
             version,
-            str(uuid.uuid4()),
+            uuid.uuid4().bytes,  # evstore's SQLite table keeps the id's 16 bytes
             EVENT_TYPE,
             orjson.dumps(data),
             EMPTY,

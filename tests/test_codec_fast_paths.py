@@ -82,12 +82,23 @@ def test_record_to_event_builds_what_the_dataclass_constructor_builds() -> None:
         fast.version = 5  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("ident", [uuid.uuid4() for _ in range(20)] + [uuid.UUID(int=0)])
+def test_sqlite_uuid_blob_round_trips_through_the_canonical_text(ident: uuid.UUID) -> None:
+    from evstore.backends.sqlite import _uuid_blob, _uuid_text
+
+    assert _uuid_blob(str(ident)) == ident.bytes == _uuid_blob(ident.hex)
+    assert _uuid_text(ident.bytes) == str(ident)
+
+
 def test_sqlite_record_is_an_event_record_with_aware_datetimes() -> None:
     from evstore.backends.sqlite import _record
     from evstore.spi._model import EventRecord
 
-    row = ("s", 1, 2, str(uuid.uuid4()), "T", b"{}", b"{}", 1, 1_700_000_000_000_001, 0)
+    ident = uuid.uuid4()
+    row = ("s", 1, 2, ident.bytes, "T", b"{}", b"{}", 1, 1_700_000_000_000_001, 0)
     record = _record(row)
     assert type(record) is EventRecord
-    assert record == EventRecord(*row[:8], _from_us(row[8]), _from_us(row[9]))
+    assert record == EventRecord(
+        "s", 1, 2, str(ident), "T", b"{}", b"{}", 1, _from_us(row[8]), _from_us(row[9])
+    )
     assert record.occurred_at.tzinfo is UTC and record.recorded_at == _from_us(0)

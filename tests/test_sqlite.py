@@ -273,3 +273,88 @@ def test_bad_store_option_creates_no_database_file(tmp_path: Path) -> None:
         with pytest.raises(evstore.InvalidInput):
             evstore.connect_async(f"sqlite:///{path}", **bad)
     assert not path.exists()
+
+
+# The events table of schema versions 1 and 2: event ids as text, a (type, occurred_at) index.
+_OLD_EVENTS = """
+CREATE TABLE events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT, stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+    data BLOB NOT NULL, metadata BLOB NOT NULL, schema_version INTEGER NOT NULL,
+    occurred_at INTEGER NOT NULL, recorded_at INTEGER NOT NULL, category TEXT NOT NULL,
+    partition_key TEXT NOT NULL, partition_hash INTEGER NOT NULL);
+CREATE UNIQUE INDEX events_stream_version ON events (stream_id, version);
+CREATE INDEX events_type_occurred ON events (type, occurred_at);
+CREATE INDEX events_category ON events (category, position);
+CREATE TABLE deleted_streams (stream_id TEXT PRIMARY KEY, last_version INTEGER NOT NULL,
+    tombstoned INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE snapshots (stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL,
+    data BLOB NOT NULL, schema_version INTEGER NOT NULL, taken_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
+"""
+_OLD_DEAD_LETTERS = """
+CREATE TABLE dead_letters (name TEXT NOT NULL, position INTEGER NOT NULL,
+    stream_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
+    event_id TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL,
+    parked_at INTEGER NOT NULL, PRIMARY KEY (name, position)) WITHOUT ROWID;
+"""
+
+
+@pytest.mark.parametrize("old_version", [1, 2])
+def test_files_of_older_schemas_are_upgraded_keeping_every_event(
+    tmp_path: Path, old_version: int
+) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    path = tmp_path / f"v{old_version}.db"
+    ids = [uuid.uuid4() for _ in range(5)]
+    at = 1_700_000_000_123_456
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.executescript(_OLD_EVENTS + (_OLD_DEAD_LETTERS if old_version == 2 else ""))
+        rows = [
+            ("acct-a", 1, ids[0]), ("acct-a", 2, ids[1]), ("acct-a", 3, ids[2]),
+            ("acct-b", 1, ids[3]), ("acct-b", 2, ids[4]),
+        ]  # fmt: skip
+        for stream, version, ident in rows:
+            db.execute(
+                "INSERT INTO events (stream_id, version, event_id, type, data, metadata, "
+                "schema_version, occurred_at, recorded_at, category, partition_key, "
+                "partition_hash) VALUES (?, ?, ?, 'T', ?, '{}', 1, ?, ?, 'acct', ?, 7)",
+                (stream, version, str(ident), f'{{"n": {version}}}'.encode(), at, at, stream),
+            )
+        # acct-b was hard-deleted: its events are gone, the counter stays at 5.
+        db.execute("DELETE FROM events WHERE stream_id = 'acct-b'")
+        db.execute("INSERT INTO deleted_streams VALUES ('acct-b', 2, 1)")
+        db.execute("INSERT INTO checkpoints VALUES ('proj', 3)")
+        db.execute(f"PRAGMA user_version = {old_version}")
+
+    with evstore.connect(f"sqlite:///{path}") as store:
+        events = store.get_events("acct-a")
+        assert [(e.version, e.position, e.event_id, e.data) for e in events] == [
+            (1, 1, ids[0], {"n": 1}),
+            (2, 2, ids[1], {"n": 2}),
+            (3, 3, ids[2], {"n": 3}),
+        ]
+        expected_at = datetime.fromtimestamp(at / 1e6, UTC).replace(microsecond=123_456)
+        assert events[0].occurred_at == expected_at
+        # The counter survived the rebuild: no position of a deleted event is reused.
+        assert store.append("acct-c", [evstore.NewEvent("T", {})]).positions == (6,)
+        # Stored ids still make repeats idempotent and duplicates an error.
+        repeat = [evstore.NewEvent("T", {"n": v}, event_id=ids[v - 1]) for v in (1, 2, 3)]
+        assert store.append("acct-a", repeat, expected_version=0).positions == (1, 2, 3)
+        with pytest.raises(evstore.DuplicateEventId):
+            store.append("acct-d", [evstore.NewEvent("T", {}, event_id=ids[1])])
+        with pytest.raises(evstore.StreamDeleted):
+            store.append("acct-b", [evstore.NewEvent("T", {})])
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+        indexes = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "events_type_occurred" not in indexes
+        assert {"events_stream_version", "events_category"} <= indexes
+        kinds = db.execute("SELECT DISTINCT typeof(event_id), length(event_id) FROM events")
+        assert kinds.fetchall() == [("blob", 16)]
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT position FROM checkpoints").fetchall() == [(3,)]
+        tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "dead_letters" in tables and "events_v3" not in tables

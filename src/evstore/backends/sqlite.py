@@ -24,6 +24,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -58,7 +59,7 @@ from evstore.spi.backend import (
     TransactionalCheckpoints,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_PATH = "evstore.db"
 
 _SCHEMA = """
@@ -66,7 +67,7 @@ CREATE TABLE events (
     position       INTEGER PRIMARY KEY AUTOINCREMENT,
     stream_id      TEXT    NOT NULL,
     version        INTEGER NOT NULL,
-    event_id       TEXT    NOT NULL UNIQUE,
+    event_id       BLOB    NOT NULL UNIQUE,  -- the UUID's 16 bytes
     type           TEXT    NOT NULL,
     data           BLOB    NOT NULL,
     metadata       BLOB    NOT NULL,
@@ -77,8 +78,9 @@ CREATE TABLE events (
     partition_key  TEXT    NOT NULL,
     partition_hash INTEGER NOT NULL
 );
+-- Every index serves a query: (stream_id, version) stream reads and the version check,
+-- event_id idempotent re-appends, (category, position) the log filtered by category.
 CREATE UNIQUE INDEX events_stream_version ON events (stream_id, version);
-CREATE INDEX events_type_occurred ON events (type, occurred_at);
 CREATE INDEX events_category ON events (category, position);
 -- Only streams that were deleted have a row: the live version is max(version) in events.
 CREATE TABLE deleted_streams (
@@ -115,6 +117,35 @@ CREATE TABLE dead_letters (
 ) WITHOUT ROWID;
 """
 
+# Schema version 3: event ids as 16-byte blobs instead of 36-character text (the row and
+# its unique index shrink by 20 bytes an event), and no (type, occurred_at) index - no query
+# used it, and it cost a B-tree insert per event. SQLite cannot change a column's type, so
+# the table is rebuilt; positions and the AUTOINCREMENT counter are kept.
+_SCHEMA_3 = """
+CREATE TABLE events_v3 (
+    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id      TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    event_id       BLOB    NOT NULL UNIQUE,
+    type           TEXT    NOT NULL,
+    data           BLOB    NOT NULL,
+    metadata       BLOB    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    occurred_at    INTEGER NOT NULL,
+    recorded_at    INTEGER NOT NULL,
+    category       TEXT    NOT NULL,
+    partition_key  TEXT    NOT NULL,
+    partition_hash INTEGER NOT NULL
+);
+INSERT INTO events_v3 SELECT position, stream_id, version, evstore_uuid_blob(event_id), type,
+    data, metadata, schema_version, occurred_at, recorded_at, category, partition_key,
+    partition_hash FROM events ORDER BY position;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+CREATE UNIQUE INDEX events_stream_version ON events (stream_id, version);
+CREATE INDEX events_category ON events (category, position);
+"""
+
 _COLUMNS = (
     "stream_id, version, position, event_id, type, data, metadata, schema_version, "
     "occurred_at, recorded_at"
@@ -137,10 +168,24 @@ RETURNING version, position
 """
 
 
+def _uuid_blob(text: str) -> bytes:
+    """The 16 bytes of a UUID given in text (the canonical form takes the short way)."""
+    if len(text) == 36:
+        return bytes.fromhex(text.replace("-", ""))
+    return uuid.UUID(text).bytes
+
+
+def _uuid_text(raw: bytes) -> str:
+    """The canonical text of a UUID stored as 16 bytes (a third of ``str(UUID(bytes=))``)."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _columns(e: PendingEvent, placement: Placement, now: int) -> tuple[Any, ...]:
     """An event's INSERT values after (stream_id, version), in the events table's order."""
     return (
-        e.event_id, e.type, e.data, e.metadata, e.schema_version, _to_us(e.occurred_at), now,
+        _uuid_blob(e.event_id), e.type, e.data, e.metadata, e.schema_version,
+        _to_us(e.occurred_at), now,
         placement.category, placement.partition_key, placement.partition_hash,
     )  # fmt: skip
 
@@ -179,10 +224,11 @@ _tuple_new = tuple.__new__
 
 def _record(row: tuple[Any, ...]) -> EventRecord:
     # tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
+    head = (row[0], row[1], row[2], _uuid_text(row[3]), row[4], row[5], row[6], row[7])
     try:
-        return _tuple_new(EventRecord, (*row[:8], _EPOCH + _US * row[8], _EPOCH + _US * row[9]))
+        return _tuple_new(EventRecord, (*head, _EPOCH + _US * row[8], _EPOCH + _US * row[9]))
     except (OverflowError, TypeError):  # a corrupt row: the reader reports that event alone
-        return _tuple_new(EventRecord, (*row[:8], _from_us(row[8]), _from_us(row[9])))
+        return _tuple_new(EventRecord, (*head, _from_us(row[8]), _from_us(row[9])))
 
 
 class _Wakeup:
@@ -295,10 +341,21 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
             )
         if version == 0:
             self._check_foreign(db)
-        migrations = {0: _SCHEMA + _SCHEMA_2, 1: _SCHEMA_2}
+        migrations = {0: _SCHEMA + _SCHEMA_2, 1: _SCHEMA_2 + _SCHEMA_3, 2: _SCHEMA_3}
         if version in migrations:
+            rebuilt = version in (1, 2)
+            if rebuilt:
+                # The rebuilt table must go on counting from the old counter, which can be
+                # above every stored position (hard-deleted events are never reused).
+                counter = self._head(db)
+                db.create_function("evstore_uuid_blob", 1, _uuid_blob, deterministic=True)
             for statement in _statements(migrations[version]):
                 db.execute(statement)
+            if rebuilt and counter:
+                db.execute("DELETE FROM sqlite_sequence WHERE name = 'events'")
+                db.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (counter,)
+                )
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
 
@@ -406,7 +463,7 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
 
     @staticmethod
     def _stored(db: sqlite3.Connection, events: Sequence[PendingEvent]) -> list[EventRecord]:
-        ids = [e.event_id for e in events]
+        ids = [_uuid_blob(e.event_id) for e in events]
         found: list[EventRecord] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
