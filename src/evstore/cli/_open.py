@@ -11,13 +11,14 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import click
 
 import evstore
 from evstore.cli.render import errors, fail
 from evstore.store.connect import DEFAULT_URL
+from evstore.store.facade_async import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,12 +52,7 @@ def resolve(url: str | None) -> tuple[str, str | None]:
 
 def shown(url: str) -> str:
     """The URL without its password, fit to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+    return redact(url)
 
 
 def check_url(url: str, source: str | None) -> None:

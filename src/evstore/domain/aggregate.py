@@ -97,6 +97,7 @@ class Aggregate:
         """A new, empty aggregate (version 0, nothing pending) with this id."""
         if not isinstance(id, str) or not id:
             raise InvalidInput(f"aggregate id must be a non-empty str, got {id!r}")
+        _show_identity(cls)
         aggregate = cls()
         aggregate.id = id
         aggregate.version = 0
@@ -108,6 +109,7 @@ class Aggregate:
 
     def trigger(self, event: object) -> None:
         """Apply a new event now and keep it pending until the repository saves it."""
+        self.check_created()
         self.apply(event)
         self.version += 1
         self._pending.append((event, uuid.uuid4()))
@@ -123,6 +125,16 @@ class Aggregate:
             f"{type(self).__name__} has no method for {type(event).__name__}; "
             f"mark one with @applies({type(event).__name__})"
         )
+
+    def check_created(self) -> None:
+        """Raise ``InvalidInput`` unless the aggregate was made by :meth:`create` (or loaded
+        by a repository): ``User()`` alone has no id, version or pending events."""
+        if getattr(self, "_pending", None) is None:
+            name = type(self).__name__
+            raise InvalidInput(
+                f"this {name} was made with {name}(...), which gives it no id or version; "
+                f"make new aggregates with {name}.create(id) (or a classmethod that calls it)"
+            )
 
     @property
     def pending_events(self) -> list[object]:
@@ -171,3 +183,22 @@ class Aggregate:
     def __repr__(self) -> str:
         state = getattr(self, "id", "?"), getattr(self, "version", "?")
         return f"<{type(self).__name__} id={state[0]!r} version={state[1]}>"
+
+
+def _show_identity(cls: type) -> None:
+    """Put ``id`` and ``version`` first in the ``repr`` a dataclass aggregate generated for
+    its fields (``User(id='user-1', version=3, email=...)``); once per class."""
+    method = vars(cls).get("__repr__")
+    generated = getattr(method, "__wrapped__", None)
+    code = getattr(generated, "__code__", None)
+    if method is None or code is None or code.co_filename != "<string>":
+        return  # not a dataclass-generated repr (ours, or the class's own)
+
+    def __repr__(self: Aggregate) -> str:
+        fields: str = method(self)
+        name, _, rest = fields.partition("(")
+        identity = f"id={getattr(self, 'id', None)!r}, version={getattr(self, 'version', None)}"
+        return f"{name}({identity}{', ' if rest != ')' else ''}{rest}"
+
+    __repr__.__qualname__ = f"{cls.__qualname__}.__repr__"
+    cls.__repr__ = __repr__  # type: ignore[assignment]

@@ -78,6 +78,12 @@ class EventRegistry:
         self.mappings: LRUCache[tuple[str, int], _Plan] = LRUCache(4096, 4096)
         """The type-mapping cache: (stored type, schema version) -> class and upcasters."""
 
+    def __repr__(self) -> str:
+        entries = list(self._by_class.values())
+        names = ", ".join(f"{e.name} v{e.version}" for e in entries[:8])
+        more = f", ... ({len(entries)} in all)" if len(entries) > 8 else ""
+        return f"<EventRegistry: {names or 'no event types'}{more}>"
+
     # -- registering -----------------------------------------------------------------------
 
     @overload

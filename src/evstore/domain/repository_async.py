@@ -12,10 +12,12 @@ only snapshotted when a save landed exactly on one).
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from evstore import _aio, _codec
+from evstore import _validation as check
 from evstore._types import AppendResult, Snapshot
 from evstore.domain.aggregate import Aggregate
 from evstore.domain.cache import LRUCache
@@ -90,6 +92,11 @@ class AsyncRepository(Generic[A]):
             self.states = LRUCache(cache_entries, cache_bytes)
             self.snapshots = LRUCache(cache_entries, cache_bytes)
 
+    def __repr__(self) -> str:
+        every = "never" if self._every is None else f"every {self._every}"
+        cached = "off" if self.states is None else f"{len(self.states)} states cached"
+        return f"<{type(self).__name__} of {self._cls.__name__}: snapshots {every}, cache {cached}>"
+
     @property
     def store(self) -> AsyncEventStore:
         """The event store the repository reads and writes."""
@@ -97,22 +104,49 @@ class AsyncRepository(Generic[A]):
 
     # -- loading ---------------------------------------------------------------------------
 
-    async def get(self, id: str) -> A | None:
-        """The aggregate with this id at its latest version, or None if it has no events."""
+    async def get(
+        self, id: str, *, version: int | None = None, full_replay: bool = False
+    ) -> A | None:
+        """The aggregate with this id at its latest version, or None if it has no events.
+
+        ``version=N``: the aggregate as it was at version N, replayed from its events
+        (``InvalidInput`` if the stream is shorter). ``full_replay=True``: ignore the cache
+        and the snapshot and apply every event (the cache is then refreshed) - to check a
+        snapshot, or after changing how events are applied.
+        """
+        if version is not None:
+            return await self._as_of(id, check.positive_int(version, "version"))
+        if not isinstance(full_replay, bool):
+            raise InvalidInput(f"full_replay must be a bool, got {full_replay!r}")
+        if full_replay:
+            self.forget(id)
         try:
-            return await self._load(id)
+            return await self._load(id, use_snapshot=not full_replay)
         except StreamDeleted:
             self.forget(id)
             raise
 
-    async def load(self, id: str) -> A:
+    async def load(self, id: str, *, version: int | None = None, full_replay: bool = False) -> A:
         """Like :meth:`get`, but raise ``StreamNotFound`` when the aggregate does not exist."""
-        aggregate = await self.get(id)
+        aggregate = await self.get(id, version=version, full_replay=full_replay)
         if aggregate is None:
             raise StreamNotFound(id)
         return aggregate
 
-    async def _load(self, id: str) -> A | None:
+    async def _as_of(self, id: str, version: int) -> A | None:
+        if not isinstance(id, str):
+            raise InvalidInput(f"aggregate id must be a str, got {type(id).__name__}: {id!r}")
+        aggregate = self._cls.create(id)
+        async for recorded in self._store.iter_events(id, 1, to_version=version):
+            aggregate.apply(self._registry.decode(recorded))
+            aggregate.version = recorded.version
+        if aggregate.version == 0:
+            return None
+        if aggregate.version < version:
+            raise InvalidInput(f"{id} has no version {version}: it is at {aggregate.version}")
+        return aggregate
+
+    async def _load(self, id: str, *, use_snapshot: bool = True) -> A | None:
         if not isinstance(id, str):
             raise InvalidInput(f"aggregate id must be a str, got {type(id).__name__}: {id!r}")
         due = False
@@ -120,7 +154,7 @@ class AsyncRepository(Generic[A]):
         if cached is not None:
             aggregate = self._cls.from_snapshot(id, cached[0], _codec.decode(cached[1]))
         else:
-            snapshot = await self._snapshot(id)
+            snapshot = await self._snapshot(id) if use_snapshot else None
             if snapshot is not None and snapshot.schema_version == self._schema:
                 aggregate = self._cls.from_snapshot(id, snapshot.version, snapshot.data)
             else:
@@ -205,6 +239,7 @@ class AsyncRepository(Generic[A]):
             raise InvalidInput(
                 f"this repository saves {self._cls.__name__}, got {type(aggregate).__name__}"
             )
+        aggregate.check_created()
         if not aggregate._pending:
             return None
         before = aggregate.committed_version
@@ -214,8 +249,13 @@ class AsyncRepository(Generic[A]):
         ]
         try:
             result = await self._store.append(aggregate.id, events, expected_version=before)
-        except ConcurrencyError:
+        except ConcurrencyError as e:
             self.forget(aggregate.id)
+            if before == 0:  # a new aggregate: its id is taken, reloading will not help
+                e.args = (
+                    f"stream {aggregate.id!r} already exists (at version {e.actual}): a new "
+                    f"{type(aggregate).__name__} needs an id no stream has",
+                )
             raise
         aggregate.mark_committed()
         aggregate.version = result.version
@@ -243,16 +283,33 @@ class AsyncRepository(Generic[A]):
         if self.snapshots is not None:
             self.snapshots.put(aggregate.id, snapshot, len(_codec.encode(snapshot.data)))
 
-    async def retry(self, id: str, command: Callable[[A], Any], *, attempts: int = 5) -> A:
+    async def retry(
+        self,
+        id: str,
+        command: Callable[[A], Any],
+        *,
+        attempts: int = 10,
+        backoff: float = 0.005,
+        max_backoff: float = 0.5,
+    ) -> A:
         """Load, run ``command(aggregate)``, save; on ``ConcurrencyError`` reload and retry.
 
         ``command`` (sync or async) decides again on fresh state each time, so a rule it
-        checks is never bypassed. Raises ``StreamNotFound`` if the aggregate does not
-        exist, and the last ``ConcurrencyError`` after ``attempts`` tries.
+        checks is never bypassed. Before retry n it sleeps a random time between 0 and
+        ``min(max_backoff, backoff * 2**(n-1))`` seconds (exponential backoff with full
+        jitter), so writers contending for one aggregate spread out instead of colliding
+        again. Raises ``StreamNotFound`` if the aggregate does not exist, and the last
+        ``ConcurrencyError`` after ``attempts`` tries.
         """
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise InvalidInput(f"attempts must be an int >= 1, got {attempts!r}")
+        for value, what in ((backoff, "backoff"), (max_backoff, "max_backoff")):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise InvalidInput(f"{what} must be a number of seconds >= 0, got {value!r}")
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                ceiling = min(max_backoff, backoff * 2 ** (attempt - 2))
+                await _aio.sleep(random.uniform(0, ceiling))
             aggregate = await self.load(id)
             await _aio.call(command, aggregate)
             try:

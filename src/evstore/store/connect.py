@@ -131,7 +131,7 @@ def connect(
     store_options, backend_options = _split(dict(options))
     with _suggest(backend_options):
         opened = module.open_backend(url, **backend_options)
-    return EventStore(opened, settings=store_options)
+    return EventStore(opened, settings=store_options, url=url)
 
 
 def connect_async(
@@ -146,7 +146,7 @@ def connect_async(
             opened = module.open_async_backend(url, **backend_options)
         else:
             opened = threaded(module.open_backend(url, **backend_options))
-    return AsyncEventStore(opened, settings=store_options)
+    return AsyncEventStore(opened, settings=store_options, url=url)
 
 
 def migrate(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Unpack
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from evstore import _codec
 from evstore import _validation as check
@@ -78,6 +79,26 @@ def _pending(events: object) -> list[PendingEvent]:
     return out
 
 
+def redact(url: str) -> str:
+    """``url`` with any password (in the authority or a ``password=`` parameter) as ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None and "password" not in parts.query.lower():
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if "password" in query.lower():
+        query = urlencode(
+            [
+                (k, "***" if k.lower() == "password" else v)
+                for k, v in parse_qsl(query, keep_blank_values=True)
+            ],
+            safe="*",
+        )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 class EventStore:
     """An event store over one backend: streams, the global log, snapshots, subscriptions.
 
@@ -86,7 +107,9 @@ class EventStore:
     """
 
     def __init__(self, backend: Backend, **options: Any) -> None:
+        url = options.pop("url", None)
         settings = options.pop("settings", None) or StoreSettings(**options)
+        self._url = None if url is None else redact(str(url))
         self._backend = backend
         self._settings = settings
         self._separator = settings.category_separator
@@ -97,6 +120,17 @@ class EventStore:
         self._prefix = settings.tenant_prefix
         self._tenant_scan = (0, 0)  # (log read up to, tenant's newest position) - head_position
         self._closed = False
+
+    def __repr__(self) -> str:
+        where = self._url or type(self._backend).__name__
+        tenant = f" tenant={self._tenant!r}" if self._tenant is not None else ""
+        closed = " (closed)" if self._closed else ""
+        return f"<{type(self).__name__} {where}{tenant}{closed}>"
+
+    @property
+    def url(self) -> str | None:
+        """The URL the store was opened with, its password replaced by ``***``."""
+        return self._url
 
     @property
     def backend(self) -> Backend:
