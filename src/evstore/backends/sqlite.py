@@ -34,10 +34,12 @@ from evstore._types import ANY, NO_STREAM, AppendResult, ExpectedVersion
 from evstore.errors import (
     BackendUnavailable,
     ConcurrencyError,
+    EvstoreError,
     InvalidInput,
     StreamDeleted,
     StreamNotFound,
 )
+from evstore.spi._errormap import ErrorMap
 from evstore.spi._model import (
     UNREADABLE,
     DeadLetter,
@@ -252,6 +254,25 @@ class _Wakeup:
             self.cond.notify_all()
 
 
+def _error_map(path: str, busy_timeout: float) -> ErrorMap:
+    """SQLite's errors as evstore errors: the one translation table of this backend."""
+
+    def operational(e: sqlite3.OperationalError) -> EvstoreError:
+        if "locked" in str(e) or "busy" in str(e):
+            return BackendUnavailable(
+                f"SQLite database {path} stayed locked for {busy_timeout}s; "
+                "another process holds a long write transaction"
+            )
+        return BackendUnavailable(f"SQLite error on {path}: {e}")
+
+    def database(e: sqlite3.DatabaseError) -> EvstoreError:
+        if "not a database" in str(e):
+            return InvalidInput(f"{path} is not an evstore database ({e})")
+        return BackendUnavailable(f"SQLite error on {path}: {e}")
+
+    return ErrorMap({sqlite3.OperationalError: operational, sqlite3.DatabaseError: database})
+
+
 class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLetterStore, Operations):
     """Events in a SQLite file in WAL mode, shared safely by threads and processes."""
 
@@ -261,12 +282,13 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         self._path = os.path.abspath(path)
         self._synchronous = synchronous.upper()
         self._busy_timeout = float(busy_timeout)
+        self._errors = _error_map(self._path, self._busy_timeout)
         self._idle: list[sqlite3.Connection] = []
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
         self._wakeup = _Wakeup.for_path(self._path)
-        with self._errors(), self._connection() as db:
+        with self._errors, self._connection() as db:
             self._create_schema(db)
 
     # -- connections -----------------------------------------------------------------------
@@ -300,24 +322,8 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
                 self._idle.append(db)
 
     @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                raise BackendUnavailable(
-                    f"SQLite database {self._path} stayed locked for {self._busy_timeout}s; "
-                    "another process holds a long write transaction"
-                ) from e
-            raise BackendUnavailable(f"SQLite error on {self._path}: {e}") from e
-        except sqlite3.DatabaseError as e:
-            if "not a database" in str(e):
-                raise InvalidInput(f"{self._path} is not an evstore database ({e})") from e
-            raise BackendUnavailable(f"SQLite error on {self._path}: {e}") from e
-
-    @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._errors(), self._connection() as db:
+        with self._errors, self._connection() as db:
             db.execute("BEGIN IMMEDIATE")
             yield db
             if db.in_transaction:
@@ -325,7 +331,7 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._errors(), self._connection() as db:
+        with self._errors, self._connection() as db:
             yield db
 
     def _create_schema(self, db: sqlite3.Connection) -> None:
@@ -441,7 +447,7 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         path runs and gives the exact answer (error or idempotent repeat).
         """
         mode, number = _fast_mode(expected)
-        with self._errors(), self._connection() as db:
+        with self._errors, self._connection() as db:
             try:
                 row = db.execute(
                     _APPEND_ONE,

@@ -10,6 +10,7 @@ encoded, stores :class:`EventRecord` rows, and applies :func:`check_expected` an
 :class:`evstore.testing.StoreContract` (or one tier's contract class).
 """
 
+from evstore.spi._errormap import ErrorMap
 from evstore.spi._model import (
     DeadLetter,
     EventRecord,
@@ -59,6 +60,7 @@ __all__ = [
     "CheckpointStore",
     "DeadLetter",
     "DeadLetterStore",
+    "ErrorMap",
     "EventLog",
     "EventRecord",
     "LogFilter",

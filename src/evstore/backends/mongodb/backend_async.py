@@ -94,6 +94,7 @@ from evstore.errors import (
     StreamDeleted,
     StreamNotFound,
 )
+from evstore.spi._errormap import ErrorMap
 from evstore.spi._model import (
     UNREADABLE,
     DeadLetter,
@@ -202,6 +203,24 @@ def _log_query(after: int, head: int, where: LogFilter) -> dict[str, Any]:
     return query
 
 
+def _error_map(database: str) -> ErrorMap:
+    """pymongo's errors as evstore errors: the one translation table of this backend."""
+
+    def unavailable(e: PyMongoError) -> EvstoreError:
+        return BackendUnavailable(f"MongoDB error on {database!r}: {e}")
+
+    return ErrorMap(
+        {
+            DocumentTooLarge: lambda e: InvalidInput(
+                f"too large for one MongoDB document (16 MB): {e}"
+            ),
+            ConfigurationError: lambda e: InvalidInput(f"MongoDB configuration: {e}"),
+            InvalidName: lambda e: InvalidInput(f"MongoDB configuration: {e}"),
+            PyMongoError: unavailable,
+        }
+    )
+
+
 class AsyncMongoBackend(
     AsyncEventLog,
     AsyncSnapshotStore,
@@ -222,6 +241,7 @@ class AsyncMongoBackend(
         self._client = client
         self._sharded = sharded
         self._db = client[database]
+        self._error_map = _error_map(database)
         self._retry_timeout = retry_timeout
         # Majority unless the URL asked for something else: never hand out rolled-back data.
         read = client.read_concern if client.read_concern.level else ReadConcern("majority")
@@ -258,18 +278,10 @@ class AsyncMongoBackend(
         """The one place where driver errors become evstore errors."""
         if self._closed:
             raise BackendUnavailable("the store is closed")
-        try:
+        with self._error_map:
             if not self._ready:
                 await self._create_schema()
             yield
-        except EvstoreError:
-            raise
-        except DocumentTooLarge as e:
-            raise InvalidInput(f"too large for one MongoDB document (16 MB): {e}") from e
-        except (ConfigurationError, InvalidName) as e:
-            raise InvalidInput(f"MongoDB configuration: {e}") from e
-        except PyMongoError as e:
-            raise BackendUnavailable(f"MongoDB error on {self._db.name!r}: {e}") from e
 
     async def _create_schema(self) -> None:
         events = self._db.events

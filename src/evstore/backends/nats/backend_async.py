@@ -74,6 +74,7 @@ from evstore.errors import (
     StreamDeleted,
     StreamNotFound,
 )
+from evstore.spi._errormap import ErrorMap
 from evstore.spi._model import (
     DeadLetter,
     EventRecord,
@@ -135,6 +136,21 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 _FAILURES: tuple[type[BaseException], ...] = (*_TRANSIENT, nats.errors.Error, _ServerError, OSError)
 
 
+def _error_map(servers: Sequence[str]) -> ErrorMap:
+    """nats-py's errors as evstore errors: the one translation table of this backend."""
+
+    def unavailable(e: BaseException) -> EvstoreError:
+        return BackendUnavailable(f"NATS JetStream ({', '.join(servers)}): {e}")
+
+    table: dict[type[BaseException], Callable[[Any], BaseException | None]] = dict.fromkeys(
+        _FAILURES, unavailable
+    )
+    table[nats.errors.MaxPayloadError] = lambda e: InvalidInput(
+        f"too large for one NATS message: {e}"
+    )
+    return ErrorMap(table)
+
+
 @dataclass(frozen=True, slots=True)
 class _State:
     """A stream as its last message (event or marker) describes it."""
@@ -179,6 +195,7 @@ class AsyncNatsBackend(
         connect_options: dict[str, Any] | None = None,
     ) -> None:
         self._servers = servers
+        self._error_map = _error_map(servers)
         self.names = m.Names(name, partitions)
         self._replicas = replicas
         self._duplicate_window = duplicate_window
@@ -201,16 +218,10 @@ class AsyncNatsBackend(
         """The one place where client errors become evstore errors."""
         if self._closed:
             raise BackendUnavailable("the store is closed")
-        try:
+        with self._error_map:
             if not self._ready:
                 await self._setup()
             yield
-        except EvstoreError:
-            raise
-        except nats.errors.MaxPayloadError as e:
-            raise InvalidInput(f"too large for one NATS message: {e}") from e
-        except _FAILURES as e:
-            raise BackendUnavailable(f"NATS JetStream ({', '.join(self._servers)}): {e}") from e
 
     async def _setup(self) -> None:
         if self._setup_lock is None:

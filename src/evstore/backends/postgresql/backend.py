@@ -74,8 +74,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator, Callable, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,6 +108,7 @@ from evstore.errors import (
     StreamDeleted,
     StreamNotFound,
 )
+from evstore.spi._errormap import ErrorMap
 from evstore.spi._model import (
     UNREADABLE,
     DeadLetter,
@@ -262,6 +263,7 @@ class PostgresBackend(
             raise InvalidInput(f"partitions must be between 0 and 1024, got {partitions}")
         self._conninfo = conninfo
         self._schema = schema
+        self._errors = self._error_map()
         self._pool_timeout = pool_timeout
         self._retry_timeout = retry_timeout
         self._notify = notify
@@ -304,6 +306,16 @@ class PostgresBackend(
     def _unavailable(self, e: BaseException) -> BackendUnavailable:
         return BackendUnavailable(f"{self._where()}: {type(e).__name__}: {e}".rstrip())
 
+    def _error_map(self) -> ErrorMap:
+        """psycopg's errors as evstore errors: the one translation table of this backend.
+
+        Integrity errors are not in it: the statements that can violate a constraint
+        catch them where they decide what the violation means (a concurrent append, a
+        repeated event id). A connection lost mid-statement is retried in ``_query``
+        before it comes here.
+        """
+        return ErrorMap({psycopg.Error: self._unavailable, PoolTimeout: self._unavailable})
+
     def open(self) -> None:
         """Connect the pool and create or check the schema; later calls do nothing.
 
@@ -326,7 +338,7 @@ class PostgresBackend(
                 "the server running and the URL right?"
             ) from e
         except psycopg.Error as e:
-            raise self._unavailable(e) from e
+            raise self._errors.translate(e) from e
         self._ready = True
 
     def _probe(self) -> None:
@@ -354,14 +366,6 @@ class PostgresBackend(
             return str(e).strip()
         conn.close()
         return None
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Translate driver errors of our own statements into ``BackendUnavailable``."""
-        try:
-            yield
-        except (psycopg.Error, PoolTimeout) as e:
-            raise self._unavailable(e) from e
 
     def _query(
         self,
@@ -406,7 +410,7 @@ class PostgresBackend(
                 if self._closed:
                     raise BackendUnavailable("the store is closed") from e
                 if not (retry and _is_disconnect(e)) or time.monotonic() + delay > deadline:
-                    raise self._unavailable(e) from e
+                    raise self._errors.translate(e) from e
                 log.info("%s: connection lost (%s); retrying in %.2fs", self._where(), e, delay)
                 self._pool.check()
                 _sio.sleep(delay)
@@ -530,7 +534,7 @@ class PostgresBackend(
             with self._pool.connection(timeout=self._pool_timeout) as conn:
                 found = self._prepare_schema(conn, create=True)
         except (psycopg.Error, PoolTimeout) as e:
-            raise self._unavailable(e) from e
+            raise self._errors.translate(e) from e
         self._ready = True
         return found, SCHEMA_VERSION
 
@@ -808,7 +812,7 @@ SELECT tombstoned FROM t""",
         if not self._ready:
             self.open()
         s = self._schema
-        with self._errors(), self._pool.connection() as conn, conn.transaction():
+        with self._errors, self._pool.connection() as conn, conn.transaction():
             # Serialize deletes of one stream; appends are caught by the version check.
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
@@ -874,7 +878,7 @@ SELECT tombstoned FROM t""",
             self.open()
         s = self._schema
         failure: BaseException | None = None
-        with self._errors(), self._pool.connection() as conn, conn.transaction():
+        with self._errors, self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                 (f"evstore checkpoint {s} {name}",),

@@ -72,8 +72,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,6 +106,7 @@ from evstore.errors import (
     StreamDeleted,
     StreamNotFound,
 )
+from evstore.spi._errormap import ErrorMap
 from evstore.spi._model import (
     UNREADABLE,
     DeadLetter,
@@ -260,6 +261,7 @@ class AsyncPostgresBackend(
             raise InvalidInput(f"partitions must be between 0 and 1024, got {partitions}")
         self._conninfo = conninfo
         self._schema = schema
+        self._errors = self._error_map()
         self._pool_timeout = pool_timeout
         self._retry_timeout = retry_timeout
         self._notify = notify
@@ -302,6 +304,16 @@ class AsyncPostgresBackend(
     def _unavailable(self, e: BaseException) -> BackendUnavailable:
         return BackendUnavailable(f"{self._where()}: {type(e).__name__}: {e}".rstrip())
 
+    def _error_map(self) -> ErrorMap:
+        """psycopg's errors as evstore errors: the one translation table of this backend.
+
+        Integrity errors are not in it: the statements that can violate a constraint
+        catch them where they decide what the violation means (a concurrent append, a
+        repeated event id). A connection lost mid-statement is retried in ``_query``
+        before it comes here.
+        """
+        return ErrorMap({psycopg.Error: self._unavailable, PoolTimeout: self._unavailable})
+
     async def open(self) -> None:
         """Connect the pool and create or check the schema; later calls do nothing.
 
@@ -324,7 +336,7 @@ class AsyncPostgresBackend(
                 "the server running and the URL right?"
             ) from e
         except psycopg.Error as e:
-            raise self._unavailable(e) from e
+            raise self._errors.translate(e) from e
         self._ready = True
 
     async def _probe(self) -> None:
@@ -352,14 +364,6 @@ class AsyncPostgresBackend(
             return str(e).strip()
         await conn.close()
         return None
-
-    @asynccontextmanager
-    async def _errors(self) -> AsyncIterator[None]:
-        """Translate driver errors of our own statements into ``BackendUnavailable``."""
-        try:
-            yield
-        except (psycopg.Error, PoolTimeout) as e:
-            raise self._unavailable(e) from e
 
     async def _query(
         self,
@@ -404,7 +408,7 @@ class AsyncPostgresBackend(
                 if self._closed:
                     raise BackendUnavailable("the store is closed") from e
                 if not (retry and _is_disconnect(e)) or time.monotonic() + delay > deadline:
-                    raise self._unavailable(e) from e
+                    raise self._errors.translate(e) from e
                 log.info("%s: connection lost (%s); retrying in %.2fs", self._where(), e, delay)
                 await self._pool.check()
                 await _aio.sleep(delay)
@@ -528,7 +532,7 @@ class AsyncPostgresBackend(
             async with self._pool.connection(timeout=self._pool_timeout) as conn:
                 found = await self._prepare_schema(conn, create=True)
         except (psycopg.Error, PoolTimeout) as e:
-            raise self._unavailable(e) from e
+            raise self._errors.translate(e) from e
         self._ready = True
         return found, SCHEMA_VERSION
 
@@ -806,7 +810,7 @@ SELECT tombstoned FROM t""",
         if not self._ready:
             await self.open()
         s = self._schema
-        async with self._errors(), self._pool.connection() as conn, conn.transaction():
+        async with self._errors, self._pool.connection() as conn, conn.transaction():
             # Serialize deletes of one stream; appends are caught by the version check.
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
@@ -872,7 +876,7 @@ SELECT tombstoned FROM t""",
             await self.open()
         s = self._schema
         failure: BaseException | None = None
-        async with self._errors(), self._pool.connection() as conn, conn.transaction():
+        async with self._errors, self._pool.connection() as conn, conn.transaction():
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                 (f"evstore checkpoint {s} {name}",),
