@@ -12,7 +12,16 @@ import pytest
 import evstore
 from evstore.backends import memory
 from evstore.spi.plugin import ENTRY_POINT_GROUP
-from evstore.testing import StoreContract, StoreFactory
+from evstore.testing import (
+    CheckpointStoreContract,
+    DeadLetterStoreContract,
+    EventLogContract,
+    OperationsContract,
+    SnapshotsContract,
+    StoreContract,
+    StoreFactory,
+    TransactionalCheckpointsContract,
+)
 
 
 def test_toy_backend_is_registered_by_another_distribution() -> None:
@@ -54,3 +63,25 @@ class TestToyBackendContract(StoreContract):
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> Iterator[StoreFactory]:
         yield StoreFactory(f"toy://{tmp_path.name}-{uuid.uuid4().hex}", across_processes=False)
+
+
+class TestToyBackendOneTier(OperationsContract):
+    """One tier's contract class alone, as a backend author runs it while building it."""
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> Iterator[StoreFactory]:
+        yield StoreFactory(f"toy://{tmp_path.name}-{uuid.uuid4().hex}", across_processes=False)
+
+
+def test_store_contract_is_every_tier_contract() -> None:
+    tiers = [
+        EventLogContract,
+        SnapshotsContract,
+        CheckpointStoreContract,
+        TransactionalCheckpointsContract,
+        DeadLetterStoreContract,
+        OperationsContract,
+    ]
+    assert all(issubclass(StoreContract, tier) for tier in tiers)
+    tests = {name for name in dir(StoreContract) if name.startswith("test_")}
+    assert tests == {name for tier in tiers for name in dir(tier) if name.startswith("test_")}

@@ -6,19 +6,14 @@ A backend stores encoded rows; everything else (validation, serialization, subsc
 the domain layer) is written once above it. The interface is split into tiers, each a
 protocol of its own and each with its own contract class in :mod:`evstore.testing`:
 
-========================================  ===================================================
-:class:`EventLog`                    streams and the global log: the core every
-                                          backend has (``EventLogContract``)
-:class:`SnapshotStore`               one snapshot per stream (``SnapshotStoreContract``)
-:class:`CheckpointStore`             named positions of subscriptions and projections
-                                          (``CheckpointStoreContract``)
-:class:`TransactionalCheckpoints`    optional: a projection's read-model writes commit
-                                          with its checkpoint (``TransactionalCheckpoint...``)
-:class:`DeadLetterStore`             events a projection gave up on
-                                          (``DeadLetterStoreContract``)
-:class:`Operations`                  listings and counts for operators
-                                          (``OperationsContract``)
-========================================  ===================================================
+- :class:`EventLog`: streams and the global log, the core (``EventLogContract``);
+- :class:`SnapshotStore`: one snapshot per stream (``SnapshotsContract``);
+- :class:`CheckpointStore`: named positions of subscriptions and projections
+  (``CheckpointStoreContract``);
+- :class:`TransactionalCheckpoints`, optional: a projection's read-model writes commit
+  with its checkpoint (``TransactionalCheckpointsContract``);
+- :class:`DeadLetterStore`: events a projection gave up on (``DeadLetterStoreContract``);
+- :class:`Operations`: listings and counts for operators (``OperationsContract``).
 
 A backend class names the tiers it implements among its bases (so mypy checks every
 method against its tier); :class:`Backend` is the union the store needs, and

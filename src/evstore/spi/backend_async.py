@@ -4,19 +4,14 @@ A backend stores encoded rows; everything else (validation, serialization, subsc
 the domain layer) is written once above it. The interface is split into tiers, each a
 protocol of its own and each with its own contract class in :mod:`evstore.testing`:
 
-========================================  ===================================================
-:class:`AsyncEventLog`                    streams and the global log: the core every
-                                          backend has (``EventLogContract``)
-:class:`AsyncSnapshotStore`               one snapshot per stream (``SnapshotStoreContract``)
-:class:`AsyncCheckpointStore`             named positions of subscriptions and projections
-                                          (``CheckpointStoreContract``)
-:class:`AsyncTransactionalCheckpoints`    optional: a projection's read-model writes commit
-                                          with its checkpoint (``TransactionalCheckpoint...``)
-:class:`AsyncDeadLetterStore`             events a projection gave up on
-                                          (``DeadLetterStoreContract``)
-:class:`AsyncOperations`                  listings and counts for operators
-                                          (``OperationsContract``)
-========================================  ===================================================
+- :class:`AsyncEventLog`: streams and the global log, the core (``EventLogContract``);
+- :class:`AsyncSnapshotStore`: one snapshot per stream (``SnapshotsContract``);
+- :class:`AsyncCheckpointStore`: named positions of subscriptions and projections
+  (``CheckpointStoreContract``);
+- :class:`AsyncTransactionalCheckpoints`, optional: a projection's read-model writes commit
+  with its checkpoint (``TransactionalCheckpointsContract``);
+- :class:`AsyncDeadLetterStore`: events a projection gave up on (``DeadLetterStoreContract``);
+- :class:`AsyncOperations`: listings and counts for operators (``OperationsContract``).
 
 A backend class names the tiers it implements among its bases (so mypy checks every
 method against its tier); :class:`AsyncBackend` is the union the store needs, and
