@@ -28,6 +28,7 @@ from evstore.domain.aggregate import Aggregate, applies
 from evstore.domain.cache import CacheStats, LRUCache
 from evstore.domain.projection import Projection
 from evstore.domain.projection_async import AsyncProjection
+from evstore.domain.readmodel import ReadModel, Sql, handles
 from evstore.domain.registry import EventRegistry
 from evstore.domain.repository import Repository
 from evstore.domain.repository_async import AsyncRepository
@@ -45,7 +46,7 @@ from evstore.errors import (
 from evstore.spi._model import DeadLetter, StreamSummary
 from evstore.store.connect import connect, connect_async, migrate
 from evstore.store.facade import EventStore
-from evstore.store.facade_async import AsyncEventStore
+from evstore.store.facade_async import AsyncEventStore, StoreStats
 from evstore.store.partitioning import (
     HashPartitioning,
     Partitioning,
@@ -79,10 +80,13 @@ __all__ = [
     "NewEvent",
     "Partitioning",
     "Projection",
+    "ReadModel",
     "RecordedEvent",
     "Repository",
     "SerializationError",
     "Snapshot",
+    "Sql",
+    "StoreStats",
     "StreamDeleted",
     "StreamNotFound",
     "StreamSummary",
@@ -93,5 +97,6 @@ __all__ = [
     "applies",
     "connect",
     "connect_async",
+    "handles",
     "migrate",
 ]

@@ -147,6 +147,18 @@ class EventRegistry:
         self._by_class[cls] = entry
         self.mappings.clear()
 
+    def type_names(self, *classes: type) -> tuple[str, ...]:
+        """Every stored type name of these registered classes - each class's name and its
+        aliases - for filters: ``store.subscribe(types=registry.type_names(EmailChanged))``
+        also gets the events stored under an older name."""
+        names: list[str] = []
+        for cls in classes:
+            entry = self._by_class.get(cls)
+            if entry is None:
+                raise InvalidInput(f"{getattr(cls, '__qualname__', cls)!r} is not registered")
+            names += [n for n, e in self._by_name.items() if e is entry and n not in names]
+        return tuple(names)
+
     def upcaster(self, type_name: str, *, from_version: int) -> Callable[[Upcaster], Upcaster]:
         """Decorate a function that upgrades ``type_name``'s data from one version to the next."""
 

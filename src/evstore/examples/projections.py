@@ -17,10 +17,10 @@ process, since a stored checkpoint would skip the events counted by an earlier p
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from evstore._types import RecordedEvent
+from evstore.domain.readmodel import ReadModel, Sql, handles
 from evstore.examples.users import UserDeactivated, UserRegistered, registry
 
 __all__ = ["UsersBySource"]
@@ -41,18 +41,20 @@ def _mongo(tx: Any) -> Any:
     return tx.client.get_default_database("evstore")
 
 
-def _sql(tx: Any, statement: str) -> str:
-    # sqlite3 takes ? placeholders, psycopg %s.
-    return statement if isinstance(tx, sqlite3.Connection) else statement.replace("?", "%s")
+class UsersBySource(ReadModel):
+    """Per registration source: how many users registered, and how many are still active.
 
+    A :class:`~evstore.ReadModel`: each event goes to the method marked ``@handles`` for its
+    class, and its SQL (``?`` placeholders, through :class:`~evstore.Sql`) runs unchanged
+    on SQLite and PostgreSQL.
+    """
 
-class UsersBySource:
-    """Per registration source: how many users registered, and how many are still active."""
-
-    types = ("UserRegistered", "UserDeactivated")
-    """The event types the read model needs (pass as ``types=`` to the projection)."""
+    registry = registry
+    types = registry.type_names(UserRegistered, UserDeactivated)
+    """The stored type names the read model needs, aliases included (``types=``)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._source_of: dict[str, str] = {}
         self._counts: dict[str, list[int]] = {}
 
@@ -67,15 +69,9 @@ class UsersBySource:
         for statement in _SETUP:
             tx.execute(statement)
 
-    def __call__(self, recorded: RecordedEvent, tx: Any) -> None:
-        """Apply one event to the read model."""
-        event = registry.decode(recorded)
-        if isinstance(event, UserRegistered):
-            self._registered(recorded.stream_id, event.registration_source, tx)
-        elif isinstance(event, UserDeactivated):
-            self._deactivated(recorded.stream_id, tx)
-
-    def _registered(self, stream_id: str, source: str, tx: Any) -> None:
+    @handles(UserRegistered)
+    def _registered(self, event: UserRegistered, recorded: RecordedEvent, tx: Any) -> None:
+        stream_id, source = recorded.stream_id, event.registration_source
         if tx is None:
             self._source_of[stream_id] = source
             counts = self._counts.setdefault(source, [0, 0])
@@ -89,22 +85,22 @@ class UsersBySource:
                 {"_id": source}, {"$inc": {"registered": 1, "active": 1}}, upsert=True, session=tx
             )
             return
-        tx.execute(
-            _sql(tx, "INSERT INTO example_user_source (stream_id, source) VALUES (?, ?)"),
+        sql = Sql(tx)
+        sql.execute(
+            "INSERT INTO example_user_source (stream_id, source) VALUES (?, ?)",
             (stream_id, source),
         )
-        tx.execute(
-            _sql(
-                tx,
-                "INSERT INTO example_users_by_source (source, registered, active) "
-                "VALUES (?, 1, 1) ON CONFLICT (source) DO UPDATE SET "
-                "registered = example_users_by_source.registered + 1, "
-                "active = example_users_by_source.active + 1",
-            ),
+        sql.execute(
+            "INSERT INTO example_users_by_source (source, registered, active) "
+            "VALUES (?, 1, 1) ON CONFLICT (source) DO UPDATE SET "
+            "registered = example_users_by_source.registered + 1, "
+            "active = example_users_by_source.active + 1",
             (source,),
         )
 
-    def _deactivated(self, stream_id: str, tx: Any) -> None:
+    @handles(UserDeactivated)
+    def _deactivated(self, event: UserDeactivated, recorded: RecordedEvent, tx: Any) -> None:
+        stream_id = recorded.stream_id
         if tx is None:
             source = self._source_of.get(stream_id)
             if source is not None:
@@ -118,12 +114,9 @@ class UsersBySource:
                     {"_id": user["source"]}, {"$inc": {"active": -1}}, session=tx
                 )
             return
-        tx.execute(
-            _sql(
-                tx,
-                "UPDATE example_users_by_source SET active = active - 1 WHERE source = "
-                "(SELECT source FROM example_user_source WHERE stream_id = ?)",
-            ),
+        Sql(tx).execute(
+            "UPDATE example_users_by_source SET active = active - 1 WHERE source = "
+            "(SELECT source FROM example_user_source WHERE stream_id = ?)",
             (stream_id,),
         )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import Any, Literal, Unpack
+from typing import Any, Literal, TypedDict, Unpack, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from evstore import _codec
@@ -95,6 +95,23 @@ def redact(url: str) -> str:
             safe="*",
         )
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+class StoreStats(TypedDict, total=False):
+    """What ``stats()`` returns; every backend means the same by each key.
+
+    ``events``: events in the global log (soft-deleted ones included, hard-deleted ones
+    not); ``streams``: live streams (with visible events); ``snapshots``: streams with a
+    snapshot; ``checkpoints``: stored subscription and projection checkpoints (not in a
+    tenant's store); ``head_position``: the newest position. A backend may add keys of
+    its own.
+    """
+
+    events: int
+    streams: int
+    snapshots: int
+    checkpoints: int
+    head_position: int
 
 
 class AsyncEventStore:
@@ -440,7 +457,7 @@ class AsyncEventStore:
         found = await self._backend.list_streams(max(after or "", prefix), limit)
         return [s for s in found if s.stream_id.startswith(prefix)]
 
-    async def stats(self) -> dict[str, int]:
+    async def stats(self) -> StoreStats:
         """Counts for operators: ``events`` in the global log, live ``streams`` (those with
         visible events), ``snapshots``, ``checkpoints`` and ``head_position``.
 
@@ -450,8 +467,8 @@ class AsyncEventStore:
         of the backend's extra keys.
         """
         if not self._prefix:
-            return await self._backend.stats()
-        counts = {"events": 0, "streams": 0, "snapshots": 0}
+            return cast(StoreStats, await self._backend.stats())
+        counts = StoreStats(events=0, streams=0, snapshots=0)
         after: str | None = None
         while page := await self.list_streams(after=after, limit=500):
             for summary in page:

@@ -399,7 +399,7 @@ class OperationsContract(ContractBase):
 
     def test_stats_count_what_each_tier_stores(self, store: evstore.EventStore) -> None:
         empty = store.stats()
-        assert {k: empty[k] for k in evstore.spi.STATS_KEYS} == dict.fromkeys(
+        assert {k: dict(empty)[k] for k in evstore.spi.STATS_KEYS} == dict.fromkeys(
             evstore.spi.STATS_KEYS, 0
         )
         store.append("s-1", batch(3))
