@@ -206,6 +206,8 @@ def test_demo_runs_the_whole_scenario_and_its_hint_works_as_typed(
     ):
         assert step in result.out, step
     assert "seed" not in result.out
+    # progress bars: on a terminal only, never in a pipe
+    assert ("running the scenario" in result.out + result.err) == (run is in_terminal)
     hint = result.out.split("Inspect it", 1)[1].splitlines()[1].strip()
     again = subprocess.run(
         shlex.split(hint), cwd=tmp_path, env=_env(env), capture_output=True, text=True

@@ -24,7 +24,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 import evstore
-from evstore.cli.render import Output, errors, events_table, fail, text_table
+from evstore.cli.render import Output, errors, events_table, fail, progress, text_table
 from evstore.examples import scenario
 
 DEMO_APPLICATION_ID = 0x65766465  # "evde": this file was made by `evstore demo`
@@ -117,7 +117,10 @@ def run_demo(url: str, path: str, console: Console) -> None:
         console.print("subscribed to the global log as 'demo-tail' (checkpointed)")
 
         console.rule("2. the scenario: register users, save, snapshot, conflict, upcast")
-        report = scenario.run(url, users=8, snapshot_every=5)
+        with progress() as bars:
+            task = bars.add_task("running the scenario", total=1)
+            report = scenario.run(url, users=8, snapshot_every=5)
+            bars.advance(task)
         for user_id in report.users:
             console.print(f"  {user_id}: version {store.stream_version(user_id)}")
 

@@ -23,6 +23,15 @@ from uuid import UUID
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -143,6 +152,40 @@ class Output:
 
     def flush(self) -> None:
         sys.stdout.flush()
+
+
+class _NoProgress:
+    """What :func:`progress` gives when stderr is not a terminal: nothing is shown."""
+
+    def add_task(self, description: str, total: float | None = None) -> TaskID:
+        return TaskID(0)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        pass
+
+    def update(self, task_id: TaskID, **fields: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress() -> Iterator[Progress | _NoProgress]:
+    """Progress bars for long work: on stderr, and only when stderr is a terminal (never in
+    a pipe or a log); they disappear when done. ``add_task``, ``advance``, ``update``."""
+    err = _console(stderr=True)
+    if not err.is_terminal:
+        yield _NoProgress()
+        return
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    with bars:
+        yield bars
 
 
 def fail(message: str, hint: str | None = None, code: int = 1) -> click.exceptions.Exit:
