@@ -1,7 +1,7 @@
 """Worked examples of the domain layer, shipped with the package (``evstore demo`` uses them).
 
-- :mod:`evstore.examples.users`: the seed's ``User`` aggregate, its events and their
-  registry, with an upcaster (the seed's camelCase ``UserRegistered`` v1 -> v2) and an
+- :mod:`evstore.examples.users`: a ``User`` aggregate, its events and their
+  registry, with an upcaster (an older camelCase ``UserRegistered`` v1 -> v2) and an
   alias for a renamed event type.
 - :mod:`evstore.examples.projections`: ``UsersBySource``, a read model of how many users
   each registration source brought, exactly-once on SQLite.

@@ -4,7 +4,7 @@
    expected version 0) and change e-mails until a save crosses the snapshot interval.
 2. Two sessions change the same user: the second save raises ``ConcurrencyError``;
    ``repository.retry`` reloads and succeeds.
-3. An event stored by "old code" in the seed's v1 shape, and one under a renamed type,
+3. An event stored by "old code" in an older (v1) shape, and one under a renamed type,
    load into today's classes (upcaster and alias).
 4. The ``UsersBySource`` projection catches up (exactly-once on SQLite).
 """

@@ -1,6 +1,6 @@
-"""The seed's ``User`` aggregate: registration, e-mail changes, deactivation.
+"""A ``User`` aggregate: registration, e-mail changes, deactivation.
 
-The seed stored ``UserRegistered`` with camelCase fields (``firstName``,
+Older code stored ``UserRegistered`` with camelCase fields (``firstName``,
 ``registrationSource``). Here that shape is schema version 1 and today's class (version 2)
 uses Python names; :func:`_v1_to_v2` upcasts stored v1 events on read, so both load into
 the same class. ``EmailChanged`` was once called ``UserEmailChanged``: the alias keeps
@@ -33,7 +33,7 @@ registry = EventRegistry()
 @registry.register(version=2)
 @dataclass(frozen=True)
 class UserRegistered:
-    """A user signed up (schema version 2; version 1 used the seed's camelCase names)."""
+    """A user signed up (schema version 2; version 1 used camelCase names)."""
 
     email: str
     first_name: str
@@ -43,7 +43,7 @@ class UserRegistered:
 
 @registry.upcaster("UserRegistered", from_version=1)
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
-    """v1 (the seed's JSON) -> v2: camelCase names become snake_case."""
+    """v1 (the older JSON) -> v2: camelCase names become snake_case."""
     return {
         "email": data["email"],
         "first_name": data["firstName"],
