@@ -101,7 +101,8 @@ WRONG_LAST_SEQUENCE = {10071, 10164}  # "wrong last sequence" (with, without the
 BATCH_DUPLICATE = 10201
 PAGE = 256  # messages per batch direct get
 _TRANSIENT_CODES = {503, 408}
-_TRANSIENT_ERR_CODES = {10008, 10076, 10077, 10176}  # cluster/leader unavailable, abandoned
+# cluster unavailable, no suitable peers (yet), leader gone, batch abandoned
+_TRANSIENT_ERR_CODES = {10008, 10005, 10076, 10077, 10176}
 
 
 class _ServerError(Exception):
@@ -288,9 +289,13 @@ class AsyncNatsBackend(
     async def _ensure(creation: Awaitable[Any]) -> None:
         try:
             await creation
-        except nats.js.errors.BadRequestError as e:
-            if e.err_code != 10058:  # exists with another configuration: use it as it is
-                raise
+        except nats.js.errors.APIError as e:
+            if e.err_code == 10058:  # exists with another configuration: use it as it is
+                return
+            if e.err_code in _TRANSIENT_ERR_CODES or e.code in _TRANSIENT_CODES:
+                # e.g. "no suitable peers for placement" while a cluster is still forming
+                raise _ServerError(e.code or 0, e.err_code or 0, e.description or "") from e
+            raise
 
     def _client(self) -> Client:
         if self._nc is None:
@@ -556,7 +561,9 @@ class AsyncNatsBackend(
         if state is None:
             state = await self._state(p, token, stream_id)
         ids = {e.event_id for e in events}
-        records = await self._scan(p, token, stream_id, 1, state.last)
+        if state.last == 0:
+            return []
+        records = await self._scan(p, token, stream_id, 1, state.last, state.sequence)
         return [r for r in records if r.event_id in ids]
 
     async def _record_at(self, p: int, sequence: int) -> EventRecord | None:
@@ -572,31 +579,54 @@ class AsyncNatsBackend(
         return m.parse_event(stream_id, int(h["Nats-Sequence"]), h, msg.data)
 
     async def _scan(
-        self, p: int, token: str, stream_id: str, low: int = 1, high: int | None = None
+        self, p: int, token: str, stream_id: str, low: int, high: int, until: int = 0
     ) -> list[EventRecord]:
-        """The stored events of one stream with ``low <= version <= high``, ascending."""
+        """The events of one stream with ``low <= version <= high`` (all stored: versions
+        are dense), ascending; ``until`` is a sequence at or after the last of them."""
         out: list[EventRecord] = []
-        seq = 1
         subject = self.names.events(p, token)
+        seq = await self._seek(p, subject, low, until) if low > 1 and until else 1
         while True:
+            want = min(PAGE, high - low + 1 - len(out))
             msgs, _ = await self._batch_get(
-                self.names.logs[p], {"seq": seq, "next_by_subj": subject, "batch": PAGE}
+                self.names.logs[p], {"seq": seq, "next_by_subj": subject, "batch": want}
             )
             for msg in msgs:
                 h = msg.headers or {}
                 version = int(h[m.VERSION])
                 if version < low:
                     continue
-                if high is not None and version > high:
-                    return out
                 out.append(m.parse_event(stream_id, int(h["Nats-Sequence"]), h, msg.data).record)
-            if len(msgs) < PAGE:
-                if high is not None and (out[-1].version if out else low - 1) < high:
-                    # Versions are dense and the state said ``high`` is stored: the replica
-                    # that answered is behind (read-your-writes); ask again.
-                    raise _Retry("a replica answered from behind")
-                return out
+                if version >= high:
+                    break
+            if out and out[-1].version >= high:
+                break
+            if len(msgs) < want:
+                break
             seq = int((msgs[-1].headers or {})["Nats-Sequence"]) + 1
+        if [r.version for r in out] != list(range(low, high + 1)):
+            # Versions are dense and the stream's state (read from the leader) says they
+            # are stored: the replica that answered is behind (read-your-writes); again.
+            raise _Retry("a replica answered from behind")
+        return out
+
+    async def _seek(self, p: int, subject: str, version: int, until: int) -> int:
+        """A sequence from which the next message on ``subject`` is at most ``version``
+        back: a binary search over sequences (``until`` bounds it), ~log2(log) gets."""
+        lo, hi = 1, until
+        log = self.names.logs[p]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            msg = await self._direct_get(log, {"seq": mid, "next_by_subj": subject})
+            if msg is None:
+                hi = mid
+                continue
+            h = msg.headers or {}
+            if int(h[m.VERSION]) >= version:
+                hi = mid
+            else:
+                lo = int(h["Nats-Sequence"]) + 1
+        return lo
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -616,7 +646,12 @@ class AsyncNatsBackend(
             high = state.last if to_version is None else min(to_version, state.last)
             if state.sequence == 0 or low > high:
                 return []
-            records = await self._scan(p, token, stream_id, low, high)
+            if limit is not None:  # versions are dense: read just the ones wanted
+                if backwards:
+                    low = max(low, high - limit + 1)
+                else:
+                    high = min(high, low + limit - 1)
+            records = await self._scan(p, token, stream_id, low, high, state.sequence)
             if backwards:
                 records.reverse()
             return records if limit is None else records[:limit]
