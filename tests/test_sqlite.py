@@ -161,6 +161,30 @@ def test_subscription_sees_appends_from_another_process(tmp_path: Path) -> None:
         assert seen == [0, 1, 2]
 
 
+def test_another_processs_appends_wake_subscribers_without_waiting_for_the_poll(
+    tmp_path: Path,
+) -> None:
+    # poll_interval of an hour: only the file watcher (PRAGMA data_version) can deliver.
+    url = f"sqlite:///{tmp_path / 'watch.db'}"
+    with evstore.connect(url, poll_interval=3600) as store:
+        seen: list[int] = []
+        with store.subscribe(lambda e: seen.append(e.data["i"]), from_position="end") as sub:
+            sub.wait_caught_up(10)
+            for i in range(3):  # one at a time: each append must wake the subscriber again
+                proc = _python(
+                    """
+                    import sys, evstore
+                    with evstore.connect(sys.argv[1]) as s:
+                        s.append("remote", [evstore.NewEvent("T", {"i": int(sys.argv[2])})])
+                    """,
+                    url,
+                    str(i),
+                )
+                assert proc.wait(60) == 0
+                eventually(lambda i=i: len(seen) == i + 1, timeout=30)
+        assert seen == [0, 1, 2]
+
+
 def test_processes_creating_the_schema_at_once_all_succeed(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'race.db'}"
     procs = [

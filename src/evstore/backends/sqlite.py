@@ -10,8 +10,10 @@ committed in the same order, so a reader that has seen position p can never late
 new event below p. (AUTOINCREMENT also keeps positions of hard-deleted events from being
 reused.)
 
-Live delivery: appends wake waiters of the same process at once; other processes' appends
-are seen by polling ``sqlite_sequence`` at the subscription's poll interval.
+Live delivery: appends wake waiters of the same process at once; other processes' commits
+are noticed within about a millisecond by one watcher thread per file (``PRAGMA
+data_version``, only while someone waits); the subscription's poll interval remains the
+fallback.
 
 Durability: ``synchronous=FULL`` by default - an acknowledged append survives power loss;
 ``?synchronous=NORMAL`` trades that (in WAL mode) for speed and stays crash-safe for the
@@ -24,6 +26,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -234,24 +237,85 @@ def _record(row: tuple[Any, ...]) -> EventRecord:
 
 
 class _Wakeup:
-    """Wakes this process's waiters when an append to the same file commits."""
+    """Wakes this process's waiters when an append to the same file commits.
+
+    Appends of this process notify directly. Commits of other processes are noticed by one
+    watcher thread per file, running only while someone waits: every ``WATCH_INTERVAL`` it
+    reads ``PRAGMA data_version`` on a connection of its own (a look at the WAL index in
+    shared memory, no file I/O), which changes whenever another connection has committed.
+    It stops ``LINGER`` seconds after the last waiter left.
+    """
 
     _by_path: ClassVar[dict[str, _Wakeup]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+    WATCH_INTERVAL: ClassVar[float] = 0.001
+    LINGER: ClassVar[float] = 2.0
 
-    def __init__(self) -> None:
+    def __init__(self, path: str) -> None:
+        self.path = path
         self.cond = threading.Condition()
         self.generation = 0
+        self.waiters = 0
+        self.watching = False
 
     @classmethod
     def for_path(cls, path: str) -> _Wakeup:
         with cls._registry_lock:
-            return cls._by_path.setdefault(path, cls())
+            wakeup = cls._by_path.get(path)
+            if wakeup is None:
+                wakeup = cls._by_path[path] = cls(path)
+            return wakeup
 
     def notify(self) -> None:
         with self.cond:
             self.generation += 1
             self.cond.notify_all()
+
+    def wait(self, generation: int, timeout: float) -> None:
+        """Wait until ``generation`` has passed (an append committed) or ``timeout``."""
+        with self.cond:
+            self.waiters += 1
+            if not self.watching:
+                self.watching = True
+                threading.Thread(
+                    target=self._watch, name=f"evstore-sqlite-watch-{self.path}", daemon=True
+                ).start()
+            try:
+                self.cond.wait_for(lambda: self.generation != generation, timeout)
+            finally:
+                self.waiters -= 1
+
+    def _watch(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            with self.cond:
+                self.watching = False  # waiters fall back to their timeout
+            return
+        try:
+            pragma = "PRAGMA data_version"
+            (last,) = db.execute(pragma).fetchone()
+            # A commit between a waiter's look at the head and this first reading would go
+            # unnoticed: wake the waiters once, so they look again.
+            self.notify()
+            idle_since = time.monotonic()
+            while True:
+                with self.cond:
+                    if self.waiters:
+                        idle_since = time.monotonic()
+                    elif time.monotonic() - idle_since > self.LINGER:
+                        self.watching = False  # stays on between a subscriber's waits
+                        return
+                time.sleep(self.WATCH_INTERVAL)
+                (version,) = db.execute(pragma).fetchone()
+                if version != last:
+                    last = version
+                    self.notify()
+        except sqlite3.Error:
+            with self.cond:
+                self.watching = False
+        finally:
+            db.close()
 
 
 def _error_map(path: str, busy_timeout: float) -> ErrorMap:
@@ -689,8 +753,7 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
             generation = wakeup.generation
         if self.head_position() > after:
             return
-        with wakeup.cond:
-            wakeup.cond.wait_for(lambda: wakeup.generation != generation, timeout)
+        wakeup.wait(generation, timeout)
 
     # -- operations ------------------------------------------------------------------------
 
