@@ -33,6 +33,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: writers are not let in ahead
+    fcntl = None  # type: ignore[assignment]
+
 from evstore._types import ANY, NO_STREAM, AppendResult, ExpectedVersion
 from evstore.errors import (
     BackendUnavailable,
@@ -337,6 +342,17 @@ def _error_map(path: str, busy_timeout: float) -> ErrorMap:
     return ErrorMap({sqlite3.OperationalError: operational, sqlite3.DatabaseError: database})
 
 
+# A projection waits at most this long for writers of other connections to get in before
+# it takes the write lock for its next batch (then it competes like any writer).
+_GATE_WAIT = 1.0
+
+
+class _Connection(sqlite3.Connection):
+    """A connection with its own descriptor of the writers' gate file (-1: no gate)."""
+
+    gate: int = -1
+
+
 class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLetterStore, Operations):
     """Events in a SQLite file in WAL mode, shared safely by threads and processes."""
 
@@ -347,8 +363,8 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         self._synchronous = synchronous.upper()
         self._busy_timeout = float(busy_timeout)
         self._errors = _error_map(self._path, self._busy_timeout)
-        self._idle: list[sqlite3.Connection] = []
-        self._all: list[sqlite3.Connection] = []
+        self._idle: list[_Connection] = []
+        self._all: list[_Connection] = []
         self._lock = threading.Lock()
         self._closed = False
         self._wakeup = _Wakeup.for_path(self._path)
@@ -357,18 +373,22 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
 
     # -- connections -----------------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self) -> _Connection:
         db = sqlite3.connect(
             self._path,
             timeout=self._busy_timeout,
             isolation_level=None,
             check_same_thread=False,
+            factory=_Connection,
         )
         db.execute(f"PRAGMA synchronous={self._synchronous}")
+        if fcntl is not None:
+            with contextlib.suppress(OSError):  # a read-only directory: no gate
+                db.gate = os.open(f"{self._path}-writers", os.O_RDWR | os.O_CREAT, 0o666)
         return db
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self) -> Iterator[_Connection]:
         if self._closed:
             raise BackendUnavailable("the store is closed")
         with self._lock:
@@ -386,12 +406,29 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
                 self._idle.append(db)
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, batch: bool = False) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction, committed at the end.
+
+        The writers' gate: SQLite's busy handler polls (sleeping up to 100 ms between
+        tries), so a projection that commits a batch and at once begins the next takes the
+        write lock again before a waiting writer wakes, and writers of other processes
+        starved for as long as a catch-up lasted. Every write therefore holds a shared
+        ``flock`` on ``<file>-writers`` while it waits for and holds the write lock, and a
+        projection's batch (``batch=True``) first waits, up to ``_GATE_WAIT``, until no
+        writer holds it: a waiting writer gets in between two batches.
+        """
         with self._errors, self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            if db.in_transaction:
-                db.execute("COMMIT")
+            if batch:
+                if db.gate >= 0:
+                    _let_writers_in(db.gate)
+                gate: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+            else:
+                gate = _writing(db)
+            with gate:
+                db.execute("BEGIN IMMEDIATE")
+                yield db
+                if db.in_transaction:
+                    db.execute("COMMIT")
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -511,7 +548,7 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         path runs and gives the exact answer (error or idempotent repeat).
         """
         mode, number = _fast_mode(expected)
-        with self._errors, self._connection() as db:
+        with self._errors, self._connection() as db, _writing(db):
             try:
                 row = db.execute(
                     _APPEND_ONE,
@@ -691,7 +728,7 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         two instances of one projection cannot both apply the same events.
         """
         failure: BaseException | None = None
-        with self._write() as db:
+        with self._write(batch=True) as db:
             row = db.execute("SELECT position FROM checkpoints WHERE name = ?", (name,)).fetchone()
             if (None if row is None else int(row[0])) != expected:
                 db.execute("ROLLBACK")
@@ -802,6 +839,36 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
             conns, self._all, self._idle = self._all, [], []
         for db in conns:
             db.close()
+            if db.gate >= 0:
+                os.close(db.gate)
+
+
+@contextlib.contextmanager
+def _writing(db: _Connection) -> Iterator[None]:
+    """Hold the writers' gate (shared) while waiting for and holding the write lock."""
+    if db.gate < 0:
+        yield
+        return
+    fcntl.flock(db.gate, fcntl.LOCK_SH)
+    try:
+        yield
+    finally:
+        fcntl.flock(db.gate, fcntl.LOCK_UN)
+
+
+def _let_writers_in(gate: int) -> None:
+    """Wait (at most ``_GATE_WAIT``) until no writer holds the gate, without holding it."""
+    deadline = time.monotonic() + _GATE_WAIT
+    while True:
+        try:
+            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.001)
+            continue
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        return
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str]]:

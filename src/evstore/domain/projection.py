@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("evstore.projection")
 
 MAX_ERROR_TEXT = 2000
+LOCK_BUDGET = 0.02
+"""Seconds a projection's transaction should do handler work for, at most (see _pace)."""
 
 Handler = Callable[[RecordedEvent, Any], Any]
 
@@ -113,6 +115,7 @@ class Projection(LogFollower):
                 f"projection {name!r}: exactly_once=True needs a backend that commits the "
                 "read model with the checkpoint (SQLite, PostgreSQL); this one does not"
             )
+        self._size = self._batch_size  # this page's size: shrinks while batches run long
         self._stored: int | None = None  # the checkpoint as last read or written
         self._prepared = False
         self._handled = 0
@@ -192,13 +195,14 @@ class Projection(LogFollower):
 
     def _step(self) -> bool:
         """Handle one page of the log; return whether the projection has caught up."""
-        page = self._reader.read(self._position, self._batch_size)
+        size = self._size
+        page = self._reader.read(self._position, size)
         self._head = max(self._head, page.scanned_to)
         if page.events and not self._handle_page(page.events):
             # Another instance moved the checkpoint (or an unreadable event was set aside):
             # the rest of this page is not handled; read again after the position now.
             return False
-        caught_up = len(page.events) < self._batch_size
+        caught_up = len(page.events) < size
         if caught_up and page.scanned_to > self._position:
             # Events after the last one delivered were filtered out: skip them for good
             # (a compare-and-set too: an instance that lost it reads again).
@@ -297,10 +301,22 @@ class Projection(LogFollower):
 
     def _work(self, events: list[RecordedEvent]) -> Callable[[Any], Any]:
         def work(tx: Any) -> None:
+            began = time.monotonic()
             for event in events:
                 _sio.call(self._handler, event, tx)
+            self._pace(len(events), time.monotonic() - began)
 
         return work
+
+    def _pace(self, count: int, seconds: float) -> None:
+        """Keep a batch's transaction short: halve the page size while the handler's work
+        in one transaction takes longer than ``LOCK_BUDGET``, grow it back while it is
+        quick. The transaction holds a lock (SQLite: the database's only write lock, which
+        other processes' appends wait for), so this bounds how long they wait."""
+        if seconds > LOCK_BUDGET and count > 1:
+            self._size = max(1, count // 2)
+        elif seconds < LOCK_BUDGET / 4 and self._size < self._batch_size:
+            self._size = min(self._batch_size, self._size * 2)
 
     def _commit(self, position: int, work: Callable[[Any], Any] | None) -> bool:
         """Move the checkpoint to ``position``, with ``work(tx)`` in the same transaction.
