@@ -201,3 +201,15 @@ def test_a_store_outlives_a_restart_of_its_server() -> None:
             assert [e.position for e in store.get_events("s-1")][:5] == list(first.positions)
     finally:
         server.remove()
+
+
+def test_the_longest_non_ascii_stream_id_fits_a_subject() -> None:
+    """255 four-byte characters: 3,060 characters of subject token, still one token."""
+    sid = "🎉" * 255
+    with evstore.connect(_url()) as store:
+        store.append(sid, [NewEvent("T", {}) for _ in range(3)])
+        store.append(sid, [NewEvent("T", {})], expected_version=3)
+        assert [e.version for e in store.get_events(sid)] == [1, 2, 3, 4]
+        assert {e.stream_id for e in store.read_all()} == {sid}
+        store.delete_stream(sid, hard=True)
+        assert [(s.stream_id, s.state) for s in store.list_streams()] == [(sid, "tombstoned")]
