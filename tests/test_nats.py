@@ -213,3 +213,29 @@ def test_the_longest_non_ascii_stream_id_fits_a_subject() -> None:
         assert {e.stream_id for e in store.read_all()} == {sid}
         store.delete_stream(sid, hard=True)
         assert [(s.stream_id, s.state) for s in store.list_streams()] == [(sid, "tombstoned")]
+
+
+def test_a_foreign_message_in_the_log_fails_its_own_position_only() -> None:
+    """Anyone allowed to publish to NAME.0.e.* can put a message there that evstore did not
+    write: reading it raises SerializationError naming its position; nothing else breaks."""
+    name = "n" + uuid.uuid4().hex[:12]
+    with evstore.connect(_url(name)) as store:
+        before = store.append("good-1", [NewEvent("T", {"i": 1})])
+
+        async def publish() -> int:
+            nc = await nats.connect(shared_server().url)
+            try:
+                reply = await nc.request(f"{name}.0.e.junk-1", b"not an event", timeout=5)
+                return int(orjson.loads(reply.data)["seq"])
+            finally:
+                await nc.close()
+
+        junk = asyncio.run(publish())
+        after = store.append("good-1", [NewEvent("T", {"i": 2})])
+        assert [e.data["i"] for e in store.get_events("good-1")] == [1, 2]
+        with pytest.raises(evstore.SerializationError, match=f"position {junk}"):
+            store.read_all()
+        assert [e.position for e in store.read_all(limit=1)] == [before.last_position]
+        assert [e.position for e in store.read_all(junk)] == [after.last_position]
+        with pytest.raises(evstore.SerializationError, match="not written by evstore"):
+            store.append("junk-1", [NewEvent("T", {})])

@@ -29,7 +29,14 @@ from typing import Any
 import orjson
 
 from evstore.errors import InvalidInput
-from evstore.spi._model import DeadLetter, EventRecord, PendingEvent, SnapshotRecord
+from evstore.spi._model import (
+    UNREADABLE,
+    DeadLetter,
+    EventRecord,
+    PendingEvent,
+    SnapshotRecord,
+    readable_time,
+)
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KEEP = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -149,25 +156,38 @@ class Parsed:
 
 
 def parse_event(stream_id: str, sequence: int, headers: dict[str, str], body: bytes) -> Parsed:
-    env_len, meta_len = _LENGTHS.unpack_from(body)
-    start = _LENGTHS.size
-    type_, schema_version, occurred, recorded, category, partition_hash = orjson.loads(
-        body[start : start + env_len]
-    )
-    meta_start = start + env_len
-    metadata = body[meta_start : meta_start + meta_len]
-    data = body[meta_start + meta_len :]
+    """The event in a message; a message that is not one evstore wrote (published to the
+    subject by someone else) reads as a record the layer above refuses to decode, naming
+    its position - one bad message never stops a read of the log."""
+    try:
+        env_len, meta_len = _LENGTHS.unpack_from(body)
+        start = _LENGTHS.size
+        type_, schema_version, occurred, recorded, category, partition_hash = orjson.loads(
+            body[start : start + env_len]
+        )
+        meta_start = start + env_len
+        metadata = bytes(body[meta_start : meta_start + meta_len])
+        data = bytes(body[meta_start + meta_len :])
+        version = int(headers.get(VERSION, "0"))
+        event_id = headers.get(MSG_ID, "")
+        occurred_at = readable_time(from_us, occurred)
+        recorded_at = readable_time(from_us, recorded)
+    except (struct.error, orjson.JSONDecodeError, TypeError, ValueError):
+        type_, schema_version, category, partition_hash = "", 1, "", 0
+        version, event_id = int(headers.get(VERSION, "0") or 0), headers.get(MSG_ID, "")
+        data, metadata = b"\xff not an evstore event", b"{}"
+        occurred_at = recorded_at = UNREADABLE
     record = EventRecord(
         stream_id,
-        int(headers[VERSION]),
+        version,
         sequence,
-        headers[MSG_ID],
+        event_id,
         type_,
-        bytes(data),
-        bytes(metadata),
+        data,
+        metadata,
         schema_version,
-        from_us(occurred),
-        from_us(recorded),
+        occurred_at,
+        recorded_at,
     )
     return Parsed(record, category, partition_hash)
 
@@ -181,9 +201,8 @@ def parse_snapshot(stream_id: str, body: bytes) -> SnapshotRecord:
     env_len, _ = _LENGTHS.unpack_from(body)
     start = _LENGTHS.size
     version, schema_version, taken = orjson.loads(body[start : start + env_len])
-    return SnapshotRecord(
-        stream_id, version, bytes(body[start + env_len :]), schema_version, from_us(taken)
-    )
+    data = bytes(body[start + env_len :])
+    return SnapshotRecord(stream_id, version, data, schema_version, readable_time(from_us, taken))
 
 
 def snapshot_version(body: bytes) -> int:

@@ -71,6 +71,7 @@ from evstore.errors import (
     DuplicateEventId,
     EvstoreError,
     InvalidInput,
+    SerializationError,
     StreamDeleted,
     StreamNotFound,
 )
@@ -397,6 +398,11 @@ class AsyncNatsBackend(
         if msg is None:
             return _NONE
         h = msg.headers or {}
+        if not h.get(m.VERSION, "").isdigit():
+            raise SerializationError(
+                f"stream {stream_id!r}: its last message (position {h.get('Nats-Sequence')}) "
+                "was not written by evstore; it cannot be appended to or read"
+            )
         state = _State(
             int(h["Nats-Sequence"]),
             int(h[m.VERSION]),
