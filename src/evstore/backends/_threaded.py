@@ -106,6 +106,9 @@ class ThreadedBackend(
     async def set_checkpoint(self, name: str, position: int) -> None:
         await self._run(self.sync.set_checkpoint, name, position)
 
+    async def list_checkpoints(self) -> dict[str, int]:
+        return await self._run(self.sync.list_checkpoints)
+
     async def park(self, letter: DeadLetter) -> None:
         await self._run(self.sync.park, letter)
 

@@ -109,7 +109,7 @@ class MemoryBackend(EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, O
                     e.metadata,
                     e.schema_version,
                     e.occurred_at,
-                    now,
+                    now if e.recorded_at is None else e.recorded_at,
                 )
                 records.append(record)
                 d.by_event_id[e.event_id] = record
@@ -200,6 +200,10 @@ class MemoryBackend(EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, O
     def set_checkpoint(self, name: str, position: int) -> None:
         with self._d.lock:
             self._d.checkpoints[name] = position
+
+    def list_checkpoints(self) -> dict[str, int]:
+        with self._d.lock:
+            return dict(sorted(self._d.checkpoints.items()))
 
     def park(self, letter: DeadLetter) -> None:
         with self._d.lock:

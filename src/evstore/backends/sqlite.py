@@ -195,7 +195,7 @@ def _columns(e: PendingEvent, placement: Placement, now: int) -> tuple[Any, ...]
     """An event's INSERT values after (stream_id, version), in the events table's order."""
     return (
         _uuid_blob(e.event_id), e.type, e.data, e.metadata, e.schema_version,
-        _to_us(e.occurred_at), now,
+        _to_us(e.occurred_at), now if e.recorded_at is None else _to_us(e.recorded_at),
         placement.category, placement.partition_key, placement.partition_hash,
     )  # fmt: skip
 
@@ -718,6 +718,11 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
                 "INSERT OR REPLACE INTO checkpoints (name, position) VALUES (?, ?)",
                 (name, position),
             )
+
+    def list_checkpoints(self) -> dict[str, int]:
+        with self._read() as db:
+            rows = db.execute("SELECT name, position FROM checkpoints ORDER BY name").fetchall()
+        return {str(name): int(position) for name, position in rows}
 
     def run_with_checkpoint(
         self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]

@@ -35,7 +35,11 @@ def readable_time(convert: Callable[[Any], datetime], raw: Any) -> datetime:
 
 
 class PendingEvent(NamedTuple):
-    """An event on its way into a backend; ``data``/``metadata`` are encoded JSON."""
+    """An event on its way into a backend; ``data``/``metadata`` are encoded JSON.
+
+    ``recorded_at`` is None for a new event (the backend stamps its own clock); import and
+    copy (:mod:`evstore.ops`) set it to the source's value, which the backend then stores.
+    """
 
     event_id: str
     type: str
@@ -43,6 +47,7 @@ class PendingEvent(NamedTuple):
     metadata: bytes
     schema_version: int
     occurred_at: datetime
+    recorded_at: datetime | None = None
 
 
 class EventRecord(NamedTuple):

@@ -66,7 +66,9 @@ class EventLog(Protocol):
     ) -> AppendResult:
         """Atomically add ``events`` at the end of the stream.
 
-        In one transaction: raise ``StreamDeleted`` for a tombstoned stream; if any event id
+        Stamp each event's ``recorded_at`` with the backend's clock, or store the event's own
+        ``recorded_at`` when it is set (import and copy carry the source's). In one
+        transaction: raise ``StreamDeleted`` for a tombstoned stream; if any event id
         is already stored, return :func:`~evstore.spi._model.replayed_result` (idempotent repeat)
         or raise ``DuplicateEventId``; apply :func:`~evstore.spi._model.check_expected`; then store
         versions ``last + 1 ...`` with positions that no reader has passed yet.
@@ -139,6 +141,10 @@ class CheckpointStore(Protocol):
 
     def set_checkpoint(self, name: str, position: int) -> None:
         """Store the position of a named subscription."""
+        ...
+
+    def list_checkpoints(self) -> dict[str, int]:
+        """Every stored checkpoint, ``{name: position}`` in name order (for operators' tools)."""
         ...
 
 

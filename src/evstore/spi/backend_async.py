@@ -64,7 +64,9 @@ class AsyncEventLog(Protocol):
     ) -> AppendResult:
         """Atomically add ``events`` at the end of the stream.
 
-        In one transaction: raise ``StreamDeleted`` for a tombstoned stream; if any event id
+        Stamp each event's ``recorded_at`` with the backend's clock, or store the event's own
+        ``recorded_at`` when it is set (import and copy carry the source's). In one
+        transaction: raise ``StreamDeleted`` for a tombstoned stream; if any event id
         is already stored, return :func:`~evstore.spi._model.replayed_result` (idempotent repeat)
         or raise ``DuplicateEventId``; apply :func:`~evstore.spi._model.check_expected`; then store
         versions ``last + 1 ...`` with positions that no reader has passed yet.
@@ -137,6 +139,10 @@ class AsyncCheckpointStore(Protocol):
 
     async def set_checkpoint(self, name: str, position: int) -> None:
         """Store the position of a named subscription."""
+        ...
+
+    async def list_checkpoints(self) -> dict[str, int]:
+        """Every stored checkpoint, ``{name: position}`` in name order (for operators' tools)."""
         ...
 
 

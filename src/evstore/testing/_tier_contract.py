@@ -88,6 +88,16 @@ class CheckpointStoreContract(ContractBase):
         backend.set_checkpoint(a, 0)
         assert backend.get_checkpoint(a) == 0
 
+    def test_list_checkpoints_returns_every_name_in_order(self, store: evstore.EventStore) -> None:
+        assert store.backend.list_checkpoints() == {}
+        store.append(unique(), batch(1))
+        store.backend.set_checkpoint("b-projection", 7)
+        store.backend.set_checkpoint("a-projection", 3)
+        store.backend.set_checkpoint("b-projection", 9)
+        listed = store.backend.list_checkpoints()
+        assert listed == {"a-projection": 3, "b-projection": 9}
+        assert list(listed) == ["a-projection", "b-projection"]
+
     def test_checkpoint_is_seen_by_another_store(self, face: Face) -> None:
         name = unique("cp")
         with face.connect() as one, face.connect() as two:

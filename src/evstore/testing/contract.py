@@ -30,6 +30,7 @@ from evstore.testing._tier_contract import (
     SnapshotStoreContract,
     TransactionalCheckpointsContract,
 )
+from evstore.testing._transfer_contract import RecordedAtContract
 
 __all__ = [
     "CheckpointStoreContract",
@@ -54,6 +55,7 @@ class EventLogContract(
     ConcurrencyContract,
     AsyncContract,
     ProjectionContract,
+    RecordedAtContract,
 ):
     """The event log tier (``EventLog``): appends, reads, deletes, subscriptions, races."""
 

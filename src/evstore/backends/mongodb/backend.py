@@ -426,7 +426,7 @@ class MongoBackend(
                         "metadata": e.metadata,
                         "schema_version": e.schema_version,
                         "occurred_at": _to_us(e.occurred_at),
-                        "recorded_at": now,
+                        "recorded_at": now if e.recorded_at is None else _to_us(e.recorded_at),
                         "category": placement.category,
                         "partition_key": placement.partition_key,
                         "partition_hash": placement.partition_hash,
@@ -601,6 +601,11 @@ class MongoBackend(
             self._checkpoints.update_one(
                 {"_id": name}, {"$set": {"position": position}}, upsert=True
             )
+
+    def list_checkpoints(self) -> dict[str, int]:
+        with self._errors():
+            docs = self._checkpoints.find({}).sort("_id", 1).to_list()
+        return {str(doc["_id"]): int(doc["position"]) for doc in docs}
 
     def run_with_checkpoint(
         self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]

@@ -161,10 +161,10 @@ WITH st AS (
         schema_version, occurred_at, recorded_at, category, partition_key, partition_hash)
     SELECT (pg_current_xact_id()::text::bigint << {ORDINAL_BITS}) | u.ord, %(sid)s,
         ok.last + u.ord, u.id, u.type, u.data::json, u.meta::json, u.sv, u.at,
-        statement_timestamp(), %(cat)s, %(pkey)s, %(phash)s
+        coalesce(u.rec, statement_timestamp()), %(cat)s, %(pkey)s, %(phash)s
     FROM ok, unnest(%(ids)b::uuid[], %(types)b::text[], %(data)b::text[], %(meta)b::text[],
-                    %(svs)b::int[], %(ats)b::timestamptz[])
-         WITH ORDINALITY AS u(id, type, data, meta, sv, at, ord)
+                    %(svs)b::int[], %(ats)b::timestamptz[], %(recs)b::timestamptz[])
+         WITH ORDINALITY AS u(id, type, data, meta, sv, at, rec, ord)
     RETURNING position
 )
 SELECT st.last, st.visible, st.tombstoned,

@@ -574,6 +574,7 @@ class PostgresBackend(
             "meta": [e.metadata.decode() for e in events],
             "svs": [e.schema_version for e in events],
             "ats": [e.occurred_at for e in events],
+            "recs": [e.recorded_at for e in events],
             "cat": placement.category,
             "pkey": placement.partition_key,
             "phash": placement.partition_hash,
@@ -865,6 +866,12 @@ SELECT tombstoned FROM t""",
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             (name, position),
         )
+
+    def list_checkpoints(self) -> dict[str, int]:
+        rows = self._query(
+            f"SELECT name, position FROM {self._schema}.checkpoints ORDER BY name", ()
+        )
+        return {str(name): int(position) for name, position in rows}
 
     def run_with_checkpoint(
         self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
