@@ -1,0 +1,30 @@
+"""Operating a store: export, import, copy between backends, verify.
+
+Each is a function over open stores (sync here; the asyncio twins are in
+``evstore.ops.transfer_async`` and ``evstore.ops.verify_async``) and an ``evstore`` command.
+They use the backend interface (:mod:`evstore.spi`) for what the public API does not show:
+``recorded_at``, delete states, the list of checkpoints, dead letters.
+"""
+
+from evstore.ops.transfer import TransferReport, copy_store, export_store, import_store
+from evstore.ops.verify import (
+    Problem,
+    SubscriptionInfo,
+    VerifyReport,
+    reset_checkpoint,
+    subscriptions,
+    verify_store,
+)
+
+__all__ = [
+    "Problem",
+    "SubscriptionInfo",
+    "TransferReport",
+    "VerifyReport",
+    "copy_store",
+    "export_store",
+    "import_store",
+    "reset_checkpoint",
+    "subscriptions",
+    "verify_store",
+]

@@ -1,0 +1,238 @@
+"""Checking a store's integrity, and its subscriptions. Written once for asyncio;
+``verify.py`` is generated.
+
+:func:`verify_store` reads the whole log once, in pages, and checks what every backend
+promises: positions unique and increasing, each stream's versions 1, 2, 3 ... with no gap
+or repeat, every event's id, data and metadata decodable, each stream's listed version
+equal to its last event, no events left of a tombstoned stream, snapshots not ahead of
+their stream and decodable, checkpoints and dead letters within the log. Memory grows with
+the number of streams (one int each), not with the number of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from evstore import _codec
+from evstore.errors import InvalidInput, SerializationError, StreamDeleted
+from evstore.ops import _format
+from evstore.spi._model import ALL
+from evstore.store.facade_async import AsyncEventStore
+
+PAGE = 1000
+LAG_LIMIT = 100_000  # events counted past a checkpoint before lag is reported as "at least"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: ``kind`` (position, version, decode, stream, snapshot, checkpoint,
+    dead_letter), where it is, and what is wrong."""
+
+    kind: str
+    where: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.where}: {self.detail}"
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_store` checked and found."""
+
+    events: int = 0
+    streams: int = 0
+    snapshots: int = 0
+    checkpoints: int = 0
+    head_position: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    """The first ``max_problems`` problems found."""
+    problem_count: int = 0
+    """Every problem found (``problems`` keeps only the first ones)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return self.problem_count == 0
+
+    def summary(self) -> str:
+        """One line for operators."""
+        checked = (
+            f"{self.events} events, {self.streams} streams, {self.snapshots} snapshots, "
+            f"{self.checkpoints} checkpoints"
+        )
+        if self.ok:
+            return f"ok: {checked}"
+        return f"{self.problem_count} problem(s) in {checked}"
+
+
+class _Found:
+    def __init__(self, report: VerifyReport, limit: int) -> None:
+        self.report = report
+        self.limit = limit
+
+    def __call__(self, kind: str, where: str, detail: str) -> None:
+        self.report.problem_count += 1
+        if len(self.report.problems) < self.limit:
+            self.report.problems.append(Problem(kind, where, detail))
+
+
+async def verify_store(
+    store: AsyncEventStore,
+    *,
+    progress: Callable[[int, int | None], None] | None = None,
+    max_problems: int = 1000,
+) -> VerifyReport:
+    """Check the whole store; the report lists what is wrong (``report.ok`` when nothing).
+
+    The log is checked up to the head at the start; the store may take writes meanwhile.
+    """
+    backend = store.backend
+    report = VerifyReport()
+    found = _Found(report, max_problems)
+    head = await backend.head_position()
+    report.head_position = head
+    total = (await backend.stats()).get("events")
+    last_version: dict[str, int] = {}
+    after, previous = 0, 0
+    while after < head:
+        page = await backend.read_all(after, PAGE, ALL)
+        for r in page.events:
+            if r.position > head:
+                break
+            report.events += 1
+            where = f"{r.stream_id}@{r.version} (position {r.position})"
+            if r.position <= previous:
+                found("position", where, f"not above the previous position {previous}")
+            previous = max(previous, r.position)
+            expected = last_version.get(r.stream_id, 0) + 1
+            if r.version != expected:
+                found("version", where, f"expected version {expected}: a gap or a repeat")
+            last_version[r.stream_id] = max(r.version, last_version.get(r.stream_id, 0))
+            try:
+                _codec.parse_uuid(r.event_id)
+            except ValueError:
+                found("decode", where, f"event id {r.event_id!r} is not a UUID")
+            for name, raw in (("data", r.data), ("metadata", r.metadata)):
+                try:
+                    _codec.decode(raw)
+                except SerializationError as e:
+                    found("decode", where, f"{name}: {e}")
+        if progress is not None:
+            progress(report.events, total)
+        if not page.events or page.scanned_to <= after:
+            break
+        after = page.scanned_to
+
+    stream_after: str | None = None
+    while streams := await backend.list_streams(stream_after, PAGE):
+        for s in streams:
+            report.streams += 1
+            seen = last_version.pop(s.stream_id, None)
+            if s.state == "tombstoned":
+                if seen is not None:
+                    found("stream", s.stream_id, "tombstoned, yet events of it are in the log")
+                continue
+            if seen is None:
+                # Written after the scan started (the log was read up to the head then).
+                continue
+            if s.version < seen:
+                found("stream", s.stream_id, f"listed at version {s.version}, log has {seen}")
+            await _check_snapshot(store, s.stream_id, s.version, found, report)
+        if len(streams) < PAGE:
+            break
+        stream_after = streams[-1].stream_id
+    for stream_id in sorted(last_version)[:max_problems]:
+        found("stream", stream_id, "has events in the log but is not listed")
+
+    checkpoints = await backend.list_checkpoints()
+    now_head = await backend.head_position()
+    for name, position in checkpoints.items():
+        if name.startswith(_format.INTERNAL_PREFIX):
+            continue
+        report.checkpoints += 1
+        if position < 0 or position > now_head:
+            found("checkpoint", name, f"position {position} is outside the log (0..{now_head})")
+        letter_after = 0
+        while letters := await backend.dead_letters(name, letter_after, PAGE):
+            for letter in letters:
+                if letter.position > now_head:
+                    found("dead_letter", f"{name}@{letter.position}", "past the log's head")
+            letter_after = letters[-1].position
+    return report
+
+
+async def _check_snapshot(
+    store: AsyncEventStore, stream_id: str, version: int, found: _Found, report: VerifyReport
+) -> None:
+    try:
+        snapshot = await store.backend.get_snapshot(stream_id)
+    except StreamDeleted:
+        return
+    if snapshot is None:
+        return
+    report.snapshots += 1
+    if snapshot.version > version:
+        found(
+            "snapshot",
+            stream_id,
+            f"snapshot at version {snapshot.version} is ahead of the stream ({version})",
+        )
+    try:
+        _codec.decode(snapshot.data)
+    except SerializationError as e:
+        found("snapshot", stream_id, f"data: {e}")
+
+
+# -- subscriptions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    """A named subscription or projection: its checkpoint, lag and parked events."""
+
+    name: str
+    position: int
+    lag: int
+    """Events in the log after the checkpoint (at least this many when ``lag_capped``)."""
+    lag_capped: bool
+    parked: int
+
+
+async def subscriptions(store: AsyncEventStore) -> list[SubscriptionInfo]:
+    """Every named checkpoint with its lag in events and its number of parked events."""
+    backend = store.backend
+    out = []
+    for name, position in (await backend.list_checkpoints()).items():
+        if name.startswith(_format.INTERNAL_PREFIX):
+            continue
+        lag, after = 0, position
+        while lag < LAG_LIMIT:
+            page = await backend.read_all(after, PAGE, ALL)
+            lag += len(page.events)
+            if len(page.events) < PAGE:
+                break
+            after = page.scanned_to
+        parked, letter_after = 0, 0
+        while letters := await backend.dead_letters(name, letter_after, PAGE):
+            parked += len(letters)
+            letter_after = letters[-1].position
+        out.append(SubscriptionInfo(name, position, lag, lag >= LAG_LIMIT, parked))
+    return out
+
+
+async def reset_checkpoint(store: AsyncEventStore, name: str, position: int = 0) -> int | None:
+    """Move a named checkpoint (0: replay from the start); return where it was.
+
+    Stop the subscription or projection first, and reset its read model yourself: on its
+    next start it handles every event after ``position`` again.
+    """
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+        raise InvalidInput(f"position must be a non-negative int, got {position!r}")
+    head = await store.backend.head_position()
+    if position > head:
+        raise InvalidInput(f"position {position} is past the log's head ({head})")
+    before = await store.backend.get_checkpoint(name)
+    await store.backend.set_checkpoint(name, position)
+    return before
