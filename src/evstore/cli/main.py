@@ -6,6 +6,7 @@
     evstore streams              list streams
     evstore stats                counts
     evstore migrate              create or upgrade the schema explicitly
+    evstore export|import|copy|verify|subscriptions|rebuild   operators (evstore.cli.ops)
 
 Every command but ``demo`` takes ``--url`` (default ``$EVSTORE_URL``, else ./evstore.db).
 
@@ -28,6 +29,14 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "evstore.cli.tail": ("tail",),
     "evstore.cli.streams": ("streams", "stats"),
     "evstore.cli.migrate": ("migrate",),
+    "evstore.cli.ops": (
+        "export_command",
+        "import_command",
+        "copy_command",
+        "verify_command",
+        "subscriptions_command",
+        "rebuild_command",
+    ),
 }
 
 

@@ -82,7 +82,7 @@ class TransferReport:
             f"{len(self.checkpoints)} checkpoints, {self.dead_letters} dead letters"
         )
         if self.resumed_from:
-            text += f"; resumed after source position {self.resumed_from}"
+            text += f"; resumed at source position {self.resumed_from}"
         if self.source_moved:
             text += "; the source took writes after the final sync: run again to carry them"
         if self.problems:

@@ -1,0 +1,257 @@
+"""The operators' commands: export, import, copy, verify, subscriptions, rebuild.
+
+    evstore export FILE             the store as JSON Lines (.gz / .zst: compressed)
+    evstore import FILE             load an export (run again to resume)
+    evstore copy SRC_URL DST_URL    any backend to any backend (run again to resume)
+    evstore verify                  check the store's integrity; exit 1 on any problem
+    evstore subscriptions           named checkpoints: position, lag, parked events
+    evstore rebuild MODULE:FACTORY  reset a projection's checkpoint and run it again
+
+Stored data (stream ids, checkpoint names, errors) is printed verbatim, never as markup.
+Errors go to stderr with exit status 1; an interrupted run exits 130 and resumes when run
+again. A progress bar (rate, ETA) is drawn on stderr when it is a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+import evstore
+from evstore import ops
+
+_stderr = Console(stderr=True)
+
+url_option = click.option(
+    "--url",
+    envvar="EVSTORE_URL",
+    default=None,
+    help="Store URL (memory://, sqlite:///path.db, postgresql://..., mongodb://...).",
+)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(message, err=True)
+    raise SystemExit(code)
+
+
+@contextlib.contextmanager
+def _guard() -> Iterator[None]:
+    """evstore errors: one line on stderr, exit 1; Ctrl-C: how to resume, exit 130."""
+    try:
+        yield
+    except evstore.EvstoreError as e:
+        _fail(f"{type(e).__name__}: {e}")
+    except KeyboardInterrupt:
+        _fail("interrupted: run the same command again to resume", 130)
+
+
+@contextlib.contextmanager
+def _progress(what: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress callback drawing a bar with rate and ETA on a terminal (else nothing)."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}", markup=False),
+        TimeRemainingColumn(),
+        console=_stderr,
+        disable=not _stderr.is_terminal,
+        transient=True,
+    )
+    task = bar.add_task(what, total=None, rate="")
+
+    def update(done: int, total: int | None) -> None:
+        speed = bar.tasks[0].speed
+        bar.update(
+            task,
+            completed=done,
+            total=total,
+            rate=f"{speed:,.0f} events/s" if speed else "",
+        )
+
+    with bar:
+        yield update
+
+
+def _report(report: ops.TransferReport, verb: str) -> None:
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    for problem in report.problems:
+        click.echo(f"not carried: {problem}", err=True)
+    click.echo(f"{verb}: {report.summary()}")
+    if report.problems:
+        raise SystemExit(1)
+
+
+@click.command("export")
+@url_option
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--compression",
+    type=click.Choice(["none", "gzip", "zstd"]),
+    default=None,
+    help="Default: from the file name (.gz: gzip, .zst: zstd), else none.",
+)
+def export_command(url: str | None, file: str, compression: str | None) -> None:
+    """Write the whole store to FILE as JSON Lines (events, streams, snapshots, checkpoints,
+    dead letters)."""
+    with _guard(), evstore.connect(url) as store, _progress("export") as progress:
+        report = ops.export_store(
+            store, file, compression=compression, source=url or "", progress=progress
+        )
+    _report(report, "exported")
+
+
+@click.command("import")
+@url_option
+@click.argument("file", type=click.Path(dir_okay=False))
+def import_command(url: str | None, file: str) -> None:
+    """Load an export FILE into an empty store (run again to resume an interrupted import)."""
+    with _guard(), evstore.connect(url) as store, _progress("import") as progress:
+        report = ops.import_store(store, file, progress=progress)
+    _report(report, "imported")
+
+
+@click.command("copy")
+@click.argument("source_url")
+@click.argument("destination_url")
+@click.option(
+    "--settle",
+    default=1000,
+    show_default=True,
+    help="Catch up until a pass carries fewer events than this (the final sync).",
+)
+@click.option("--max-rounds", default=10, show_default=True, help="At most this many passes.")
+def copy_command(source_url: str, destination_url: str, settle: int, max_rounds: int) -> None:
+    """Copy a store to another backend, translating checkpoints (run again to resume, or
+    after stopping the source's writers, for the final sync)."""
+    with (
+        _guard(),
+        evstore.connect(source_url) as source,
+        evstore.connect(destination_url) as destination,
+        _progress("copy") as progress,
+    ):
+        report = ops.copy_store(
+            source, destination, progress=progress, settle=settle, max_rounds=max_rounds
+        )
+    _report(report, "copied")
+    for name, (before, after) in report.checkpoints.items():
+        click.echo(f"checkpoint {name}: {before} -> {after}")
+
+
+@click.command("verify")
+@url_option
+@click.option("--max-problems", default=1000, show_default=True, help="Problems listed.")
+def verify_command(url: str | None, max_problems: int) -> None:
+    """Check versions, positions, decoding, snapshots and checkpoints; exit 1 on a problem."""
+    with _guard(), evstore.connect(url) as store, _progress("verify") as progress:
+        report = ops.verify_store(store, progress=progress, max_problems=max_problems)
+    for problem in report.problems:
+        click.echo(str(problem))
+    if report.problem_count > len(report.problems):
+        click.echo(f"... and {report.problem_count - len(report.problems)} more")
+    click.echo(report.summary())
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@click.group("subscriptions", invoke_without_command=True)
+@url_option
+@click.pass_context
+def subscriptions_command(ctx: click.Context, url: str | None) -> None:
+    """Named subscriptions and projections: position, lag in events, parked events."""
+    ctx.obj = url
+    if ctx.invoked_subcommand is not None:
+        return
+    with _guard(), evstore.connect(url) as store:
+        listed = ops.subscriptions(store)
+    click.echo("name\tposition\tlag\tparked")
+    for s in listed:
+        lag = f">={s.lag}" if s.lag_capped else str(s.lag)
+        click.echo(f"{s.name}\t{s.position}\t{lag}\t{s.parked}")
+
+
+@subscriptions_command.command("parked")
+@click.argument("name")
+@click.pass_obj
+def parked_command(url: str | None, name: str) -> None:
+    """List the events projection NAME parked (dead letters)."""
+    with _guard(), evstore.connect(url) as store:
+        click.echo("position\tstream\tversion\ttype\tattempts\terror")
+        after = 0
+        while letters := store.backend.dead_letters(name, after, 500):
+            for d in letters:
+                error = d.error.replace("\n", " ")
+                click.echo(
+                    f"{d.position}\t{d.stream_id}\t{d.version}\t{d.type}\t{d.attempts}\t{error}"
+                )
+            after = letters[-1].position
+
+
+@subscriptions_command.command("discard")
+@click.argument("name")
+@click.argument("position", type=int)
+@click.pass_obj
+def discard_command(url: str | None, name: str, position: int) -> None:
+    """Drop the parked event at POSITION of projection NAME."""
+    with _guard(), evstore.connect(url) as store:
+        if not store.backend.unpark(name, position):
+            _fail(f"no parked event at position {position} for {name}")
+    click.echo(f"discarded {name}@{position}")
+
+
+@subscriptions_command.command("reset")
+@click.argument("name")
+@click.option("--to", "position", default=0, show_default=True, help="The new position.")
+@click.pass_obj
+def reset_command(url: str | None, name: str, position: int) -> None:
+    """Move checkpoint NAME (stop its subscription first; it replays what follows)."""
+    with _guard(), evstore.connect(url) as store:
+        before = ops.reset_checkpoint(store, name, position)
+    click.echo(f"checkpoint {name}: {before} -> {position}")
+
+
+@click.command("rebuild")
+@url_option
+@click.argument("factory")
+def rebuild_command(url: str | None, factory: str) -> None:
+    """Rebuild a projection from the start: FACTORY is ``module:function``, called with the
+    store, returning the (stopped) Projection; its read model is reset by the function."""
+    module_name, _, attribute = factory.partition(":")
+    try:
+        make: Any = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as e:
+        _fail(f"cannot load {factory!r}: {e} (expected module:function)")
+    with _guard(), evstore.connect(url) as store:
+        projection = make(store)
+        if not isinstance(projection, evstore.Projection):
+            _fail(f"{factory} returned {type(projection).__name__}, not a Projection")
+        ops.reset_checkpoint(store, store.checkpoint_name(projection.name), 0)
+        with _progress("rebuild"):
+            handled = projection.catch_up()
+    click.echo(f"rebuilt {projection.name}: {handled} events handled")
+
+
+COMMANDS = [
+    export_command,
+    import_command,
+    copy_command,
+    verify_command,
+    subscriptions_command,
+    rebuild_command,
+]
