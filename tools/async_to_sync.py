@@ -59,6 +59,9 @@ NAMES = {
     "AsyncClientSession": "ClientSession",
     "asynchronous": "synchronous",  # pymongo.asynchronous.* -> pymongo.synchronous.*
     "open_async_backend": "open_backend",
+    "AsyncKeyStore": "KeyStore",
+    "AsyncStoreKeys": "StoreKeys",
+    "AsyncPersonalData": "PersonalData",
 }
 # A source with this line gets no generated twin (its driver has no blocking client).
 NO_TWIN = "# async_to_sync: no sync twin"

@@ -6,6 +6,7 @@
     evstore verify                  check the store's integrity; exit 1 on any problem
     evstore subscriptions           named checkpoints: position, lag, parked events
     evstore rebuild MODULE:FACTORY  reset a projection's checkpoint and run it again
+    evstore forget SUBJECT          crypto-shred a data subject's personal data
 
 Stored data (stream ids, checkpoint names, errors) is printed verbatim, never as markup.
 Errors go to stderr with exit status 1; an interrupted run exits 130 and resumes when run
@@ -247,6 +248,18 @@ def rebuild_command(url: str | None, factory: str) -> None:
     click.echo(f"rebuilt {projection.name}: {handled} events handled")
 
 
+@click.command("forget")
+@url_option
+@click.argument("subject")
+def forget_command(url: str | None, subject: str) -> None:
+    """Forget a data subject: delete its key, so its personal fields read as REDACTED."""
+    from evstore.domain.privacy import PersonalData
+
+    with _guard(), evstore.connect(url) as store:
+        had = PersonalData(store).forget(subject)
+    click.echo(f"forgot {subject}" if had else f"{subject} had no key (now none can be made)")
+
+
 COMMANDS = [
     export_command,
     import_command,
@@ -254,4 +267,5 @@ COMMANDS = [
     verify_command,
     subscriptions_command,
     rebuild_command,
+    forget_command,
 ]
