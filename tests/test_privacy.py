@@ -191,3 +191,19 @@ def test_forget_command(tmp_path: Path) -> None:
     assert result.exit_code == 0 and result.stdout == "forgot u1\n"
     with evstore.connect(url) as store:
         assert _opened(store, PersonalData(store))[0]["email"] is REDACTED
+
+
+def test_a_key_cache_forgets_at_once_here_and_after_its_ttl_elsewhere() -> None:
+    with evstore.connect("memory://") as store:
+        cached = PersonalData(store, key_cache_seconds=3600)
+        event = cached.new_event("E", {"email": "a@b.c"}, subject="s", fields=["email"])
+        store.append("user-1", [event])
+        (recorded,) = store.get_events("user-1")
+        assert cached.open(recorded).data["email"] == "a@b.c"
+        PersonalData(store).forget("s")  # another instance (process) forgets
+        assert cached.open(recorded).data["email"] == "a@b.c"  # within the cache's TTL
+        assert PersonalData(store).open(recorded).data["email"] is REDACTED
+        cached.forget("s")
+        assert cached.open(recorded).data["email"] is REDACTED
+        with pytest.raises(InvalidInput, match="key_cache_seconds"):
+            PersonalData(store, key_cache_seconds=-1)

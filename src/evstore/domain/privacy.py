@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -111,12 +112,39 @@ class PersonalData:
     ``store`` keeps the keys unless ``keys`` is given. Mark fields when appending
     (:meth:`seal`, :meth:`new_event`, or :meth:`seal_event` for dataclass/pydantic events
     that list ``__personal__`` fields and name their ``__subject__`` field), and read with
-    :meth:`open` (or wrap a handler with :meth:`opened`).
+    :meth:`open` (or wrap a handler with :meth:`opened`). ``key_cache_seconds`` keeps
+    looked-up keys that long (default 0: every open looks the key up, so a ``forget`` by
+    another process takes effect at once).
     """
 
-    def __init__(self, store: EventStore, keys: KeyStore | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        keys: KeyStore | None = None,
+        *,
+        key_cache_seconds: float = 0.0,
+    ) -> None:
+        if not isinstance(key_cache_seconds, int | float) or key_cache_seconds < 0:
+            raise InvalidInput(f"key_cache_seconds must be >= 0, got {key_cache_seconds!r}")
         self._store = store
         self._keys: KeyStore = keys if keys is not None else StoreKeys(store)
+        # Keys looked up in the last ``key_cache_seconds`` (0: none kept). A forget() here
+        # clears it; a forget by another process takes effect when the entry expires.
+        self._ttl = float(key_cache_seconds)
+        self._cache: dict[str, tuple[float, bytes | None]] = {}
+
+    def _key(self, subject: str, create: bool) -> bytes | None:
+        if self._ttl:
+            hit = self._cache.get(subject)
+            fresh = hit is not None and time.monotonic() - hit[0] < self._ttl
+            if hit is not None and fresh and (hit[1] is not None or not create):
+                return hit[1]
+        key = self._keys.key(subject, create)
+        if self._ttl:
+            if len(self._cache) >= 10_000:
+                self._cache.clear()
+            self._cache[subject] = (time.monotonic(), key)
+        return key
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -132,7 +160,7 @@ class PersonalData:
         for name in chosen or ():
             if name not in data:
                 raise InvalidInput(f"personal field {name!r} is not in the data")
-        key = self._keys.key(subject, True)
+        key = self._key(subject, True)
         if key is None:
             raise InvalidInput(
                 f"subject {subject!r} was forgotten: no personal data can be written for it"
@@ -227,7 +255,7 @@ class PersonalData:
     ) -> Any:
         subject = str(sealed["subject"])
         if subject not in keys:
-            keys[subject] = self._keys.key(subject, False)
+            keys[subject] = self._key(subject, False)
         key = keys[subject]
         if key is None:
             return REDACTED
@@ -245,6 +273,7 @@ class PersonalData:
         everywhere this store's data goes. Return whether a key was stored."""
         if not isinstance(subject, str) or not subject:
             raise InvalidInput(f"subject must be a non-empty str, got {subject!r}")
+        self._cache.pop(subject, None)
         return self._keys.forget(subject)
 
 
