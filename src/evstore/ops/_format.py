@@ -120,8 +120,8 @@ def event_line(r: EventRecord) -> dict[str, Any]:
         "event_id": r.event_id,
         "type": r.type,
         "schema_version": r.schema_version,
-        "occurred_at": r.occurred_at.isoformat(),
-        "recorded_at": r.recorded_at.isoformat(),
+        "occurred_at": r.occurred_at,  # orjson writes ISO 8601 itself, 10x faster
+        "recorded_at": r.recorded_at,
     }
     _json_field(obj, "data", r.data)
     _json_field(obj, "metadata", r.metadata)
