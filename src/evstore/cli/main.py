@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
         "verify_command",
         "subscriptions_command",
         "rebuild_command",
+        "forget_command",
     ),
 }
 

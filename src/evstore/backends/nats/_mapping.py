@@ -131,8 +131,9 @@ def from_us(value: int) -> datetime:
 
 def event_body(event: PendingEvent, category: str, partition_hash: int, now_us: int) -> bytes:
     """The message body of one event: lengths, a small JSON envelope, metadata, data."""
+    recorded = now_us if event.recorded_at is None else to_us(event.recorded_at)
     envelope = orjson.dumps(
-        [event.type, event.schema_version, to_us(event.occurred_at), now_us, category,
+        [event.type, event.schema_version, to_us(event.occurred_at), recorded, category,
          partition_hash]
     )  # fmt: skip
     return (

@@ -104,6 +104,9 @@ class NatsBackend(
     def set_checkpoint(self, name: str, position: int) -> None:
         self._call(self.backend.set_checkpoint(name, position))
 
+    def list_checkpoints(self) -> dict[str, int]:
+        return self._call(self.backend.list_checkpoints())
+
     def park(self, letter: DeadLetter) -> None:
         self._call(self.backend.park(letter))
 

@@ -829,6 +829,32 @@ class AsyncNatsBackend(
         async with self._errors():
             await self._retrying(lambda: self._publish(subject, str(position).encode(), {}))
 
+    async def list_checkpoints(self) -> dict[str, int]:
+        bucket = self.names.checkpoints
+        prefix = f"$KV.{bucket}."
+
+        async def listing() -> dict[str, int]:
+            keys: list[str] = []
+            offset = 0
+            while True:
+                info = await self._api(
+                    f"STREAM.INFO.KV_{bucket}", {"subjects_filter": f"{prefix}>", "offset": offset}
+                )
+                subjects = info["state"].get("subjects") or {}
+                keys.extend(s.removeprefix(prefix) for s in subjects)
+                offset += len(subjects)
+                if not subjects or offset >= int(info.get("total", 0)):
+                    break
+            found = {}
+            for key in keys:
+                msg = await self._kv_get(bucket, key)
+                if msg is not None:
+                    found[m.decode_token(key)] = int(msg.data)
+            return dict(sorted(found.items()))
+
+        async with self._errors():
+            return await self._retrying(listing)
+
     async def park(self, letter: DeadLetter) -> None:
         key = m.letter_key(letter.name, letter.position)
         subject = f"$KV.{self.names.dead_letters}.{key}"
