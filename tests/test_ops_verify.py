@@ -1,16 +1,18 @@
 """verify: each kind of corruption, written with the backend's driver directly, is found.
 
-The corrupt rows bypass evstore (sqlite3, psycopg, pymongo, or the memory backend's own
-structures), as a bug, a hand-edit or a bad restore would. Where a backend's constraints make
+The corrupt rows bypass evstore (sqlite3, psycopg, pymongo, nats-py, or the memory backend's
+own structures), as a bug, a hand-edit or a bad restore would. Where a backend's constraints make
 a kind of corruption impossible to store (a unique position on SQLite, MongoDB and plain
 PostgreSQL), that kind is tested where it can happen.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,7 +26,7 @@ import evstore
 from evstore import NewEvent, Snapshot, ops
 from evstore.backends.memory import MemoryBackend
 from evstore.cli import main
-from evstore.spi._model import EventRecord
+from evstore.spi._model import EventRecord, PendingEvent, SnapshotRecord, stable_hash
 from evstore.testing import StoreFactory
 
 
@@ -44,6 +46,8 @@ def _kind(url: str) -> str:
         return "sqlite"
     if url.startswith("postgresql://"):
         return "postgresql_partitioned" if "partitions=" in url else "postgresql"
+    if url.startswith("nats://"):
+        return "nats"
     return "mongodb"
 
 
@@ -108,6 +112,34 @@ def _mongo_event(url: str, stream_id: str, version: int, data: bytes = b"{}") ->
         db.events.insert_one(template)
 
 
+def _nats_publish(url: str, subject: str, body: bytes, headers: dict[str, str]) -> None:
+    """Publish one message with nats-py, as evstore never would."""
+    import nats
+
+    async def publish() -> None:
+        nc = await nats.connect(url.rsplit("/", 1)[0])
+        try:
+            await nc.jetstream().publish(subject, body, headers=headers)
+        finally:
+            await nc.close()
+
+    asyncio.run(publish())
+
+
+def _nats_names(url: str) -> Any:
+    from evstore.backends.nats import _mapping as m
+
+    return m, m.Names(url.rsplit("/", 1)[1])
+
+
+def _nats_event(url: str, stream_id: str, version: int, data: bytes) -> None:
+    m, names = _nats_names(url)
+    event = PendingEvent(str(uuid.uuid4()), "E", data, b"{}", 1, datetime.now(UTC))
+    body = m.event_body(event, stream_id.split("-")[0], stable_hash(stream_id), 0)
+    subject = names.events(0, m.encode_token(stream_id))
+    _nats_publish(url, subject, body, m.event_headers(event.event_id, version, 0))
+
+
 def _memory_event(store: evstore.EventStore, stream_id: str, version: int, data: bytes) -> None:
     backend = store.backend
     assert isinstance(backend, MemoryBackend)
@@ -130,6 +162,8 @@ def _event(store: evstore.EventStore, url: str, stream_id: str, version: int, ba
         _sqlite_event(url, stream_id, version, b"not json" if bad else b"{}")
     elif kind.startswith("postgresql"):
         _pg_event(url, stream_id, version, "[1]" if bad else "{}")
+    elif kind == "nats":
+        _nats_event(url, stream_id, version, b"[1]" if bad else b"{}")
     else:
         _mongo_event(url, stream_id, version, b"[1]" if bad else b"{}")
 
@@ -150,6 +184,11 @@ def _snapshot_ahead(store: evstore.EventStore, url: str) -> None:
         conn, s = _pg(url)
         with conn:
             conn.execute(f"UPDATE {s}.snapshots SET version = 99 WHERE stream_id = 's-1'")
+    elif kind == "nats":
+        m, names = _nats_names(url)
+        ahead = SnapshotRecord("s-1", 99, b"{}", 1, datetime.now(UTC))
+        subject = f"$KV.{names.snapshots}.{m.encode_token('s-1')}"
+        _nats_publish(url, subject, m.snapshot_body(ahead), {})
     else:
         client, db = _mongo(url)
         with client:
@@ -187,6 +226,10 @@ def test_a_sound_store_verifies_ok(store_factory: StoreFactory) -> None:
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
 def test_verify_finds_each_kind_of_corruption(store_factory: StoreFactory, corruption: str) -> None:
     kind, corrupt = CORRUPTIONS[corruption]
+    if kind == "stream" and _kind(store_factory.url) == "nats":
+        # NATS keeps a stream's state in its messages: an event published after the
+        # tombstone marker makes the stream live again, which verify cannot tell apart.
+        pytest.skip("not detectable on NATS through the backend interface")
     with store_factory.connect() as store:
         _base(store)
         assert ops.verify_store(store).ok
