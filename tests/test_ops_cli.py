@@ -112,3 +112,18 @@ def test_rebuild_runs_a_projection_again_from_the_start(tmp_path: Path) -> None:
     assert SEEN == ["a-1", "a-1"]
     bad = runner.invoke(main, ["rebuild", "tests.nope:make", "--url", url])
     assert bad.exit_code == 1 and "cannot load" in bad.stderr
+
+
+def test_a_mistyped_source_is_an_error_never_a_new_empty_store(tmp_path: Path) -> None:
+    runner = CliRunner()
+    typo = _url(tmp_path, "typo.db")
+    for args in (
+        ["verify", "--url", typo],
+        ["export", str(tmp_path / "x.jsonl"), "--url", typo],
+        ["copy", typo, _url(tmp_path, "dst.db")],
+        ["subscriptions", "--url", typo],
+    ):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "no evstore database" in result.stderr
+    assert not (tmp_path / "typo.db").exists()

@@ -33,15 +33,9 @@ from rich.progress import (
 
 import evstore
 from evstore import ops
+from evstore.cli._open import opened, url_option
 
 _stderr = Console(stderr=True)
-
-url_option = click.option(
-    "--url",
-    envvar="EVSTORE_URL",
-    default=None,
-    help="Store URL (memory://, sqlite:///path.db, postgresql://..., mongodb://...).",
-)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -111,7 +105,7 @@ def _report(report: ops.TransferReport, verb: str) -> None:
 def export_command(url: str | None, file: str, compression: str | None) -> None:
     """Write the whole store to FILE as JSON Lines (events, streams, snapshots, checkpoints,
     dead letters)."""
-    with _guard(), evstore.connect(url) as store, _progress("export") as progress:
+    with _guard(), opened(url) as store, _progress("export") as progress:
         report = ops.export_store(
             store, file, compression=compression, source=url or "", progress=progress
         )
@@ -123,7 +117,7 @@ def export_command(url: str | None, file: str, compression: str | None) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def import_command(url: str | None, file: str) -> None:
     """Load an export FILE into an empty store (run again to resume an interrupted import)."""
-    with _guard(), evstore.connect(url) as store, _progress("import") as progress:
+    with _guard(), opened(url, existing=False) as store, _progress("import") as progress:
         report = ops.import_store(store, file, progress=progress)
     _report(report, "imported")
 
@@ -143,8 +137,8 @@ def copy_command(source_url: str, destination_url: str, settle: int, max_rounds:
     after stopping the source's writers, for the final sync)."""
     with (
         _guard(),
-        evstore.connect(source_url) as source,
-        evstore.connect(destination_url) as destination,
+        opened(source_url) as source,
+        opened(destination_url, existing=False) as destination,
         _progress("copy") as progress,
     ):
         report = ops.copy_store(
@@ -160,7 +154,7 @@ def copy_command(source_url: str, destination_url: str, settle: int, max_rounds:
 @click.option("--max-problems", default=1000, show_default=True, help="Problems listed.")
 def verify_command(url: str | None, max_problems: int) -> None:
     """Check versions, positions, decoding, snapshots and checkpoints; exit 1 on a problem."""
-    with _guard(), evstore.connect(url) as store, _progress("verify") as progress:
+    with _guard(), opened(url) as store, _progress("verify") as progress:
         report = ops.verify_store(store, progress=progress, max_problems=max_problems)
     for problem in report.problems:
         click.echo(str(problem))
@@ -179,7 +173,7 @@ def subscriptions_command(ctx: click.Context, url: str | None) -> None:
     ctx.obj = url
     if ctx.invoked_subcommand is not None:
         return
-    with _guard(), evstore.connect(url) as store:
+    with _guard(), opened(url) as store:
         listed = ops.subscriptions(store)
     click.echo("name\tposition\tlag\tparked")
     for s in listed:
@@ -192,7 +186,7 @@ def subscriptions_command(ctx: click.Context, url: str | None) -> None:
 @click.pass_obj
 def parked_command(url: str | None, name: str) -> None:
     """List the events projection NAME parked (dead letters)."""
-    with _guard(), evstore.connect(url) as store:
+    with _guard(), opened(url) as store:
         click.echo("position\tstream\tversion\ttype\tattempts\terror")
         after = 0
         while letters := store.backend.dead_letters(name, after, 500):
@@ -210,7 +204,7 @@ def parked_command(url: str | None, name: str) -> None:
 @click.pass_obj
 def discard_command(url: str | None, name: str, position: int) -> None:
     """Drop the parked event at POSITION of projection NAME."""
-    with _guard(), evstore.connect(url) as store:
+    with _guard(), opened(url) as store:
         if not store.backend.unpark(name, position):
             _fail(f"no parked event at position {position} for {name}")
     click.echo(f"discarded {name}@{position}")
@@ -222,7 +216,7 @@ def discard_command(url: str | None, name: str, position: int) -> None:
 @click.pass_obj
 def reset_command(url: str | None, name: str, position: int) -> None:
     """Move checkpoint NAME (stop its subscription first; it replays what follows)."""
-    with _guard(), evstore.connect(url) as store:
+    with _guard(), opened(url) as store:
         before = ops.reset_checkpoint(store, name, position)
     click.echo(f"checkpoint {name}: {before} -> {position}")
 
@@ -238,7 +232,7 @@ def rebuild_command(url: str | None, factory: str) -> None:
         make: Any = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError, ValueError) as e:
         _fail(f"cannot load {factory!r}: {e} (expected module:function)")
-    with _guard(), evstore.connect(url) as store:
+    with _guard(), opened(url) as store:
         projection = make(store)
         if not isinstance(projection, evstore.Projection):
             _fail(f"{factory} returned {type(projection).__name__}, not a Projection")
@@ -255,7 +249,7 @@ def forget_command(url: str | None, subject: str) -> None:
     """Forget a data subject: delete its key, so its personal fields read as REDACTED."""
     from evstore.domain.privacy import PersonalData
 
-    with _guard(), evstore.connect(url) as store:
+    with _guard(), opened(url) as store:
         had = PersonalData(store).forget(subject)
     click.echo(f"forgot {subject}" if had else f"{subject} had no key (now none can be made)")
 
