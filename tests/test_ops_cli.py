@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 import evstore
@@ -127,3 +128,54 @@ def test_a_mistyped_source_is_an_error_never_a_new_empty_store(tmp_path: Path) -
         assert result.exit_code == 1, (args, result.output)
         assert "no evstore database" in result.stderr
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_ctrl_c_stops_a_copy_that_the_same_command_then_resumes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    source, target = _url(tmp_path, "big.db"), _url(tmp_path, "dst.db")
+    with evstore.connect(source) as store:
+        for i in range(300):
+            store.append(f"s-{i % 7}", [NewEvent("E", {"i": i * 100 + k}) for k in range(100)])
+    exe = os.path.join(os.path.dirname(sys.executable), "evstore")
+    process = subprocess.Popen(
+        [exe, "copy", source, target], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "dst.db").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let it copy some events
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.fail("the copy finished before it could be interrupted; make the store larger")
+    assert process.returncode == 130, err
+    assert b"run the same command again to resume" in err
+    resumed = CliRunner().invoke(main, ["copy", source, target])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed at source position" in resumed.stdout
+    with evstore.connect(source) as a, evstore.connect(target) as b:
+        assert_same(a, b)
+
+
+def test_a_terminal_gets_a_progress_bar_with_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    import evstore.cli.ops as cli_ops
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_ops, "_stderr", Console(file=screen, force_terminal=True, width=120))
+    source = _url(tmp_path, "p.db")
+    with evstore.connect(source) as store:
+        for i in range(30):
+            store.append(f"s-{i}", [NewEvent("E", {"k": k}) for k in range(100)])
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "p.jsonl"), "--url", source])
+    assert result.exit_code == 0, result.output
+    assert "export" in screen.getvalue() and "events/s" in screen.getvalue()

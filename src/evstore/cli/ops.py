@@ -45,13 +45,13 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 @contextlib.contextmanager
 def _guard() -> Iterator[None]:
-    """evstore errors: one line on stderr, exit 1; Ctrl-C: how to resume, exit 130."""
+    """evstore errors: one line on stderr, exit 1; Ctrl-C: exit 130."""
     try:
         yield
     except evstore.EvstoreError as e:
         _fail(f"{type(e).__name__}: {e}")
     except KeyboardInterrupt:
-        _fail("interrupted: run the same command again to resume", 130)
+        _fail("interrupted", 130)
 
 
 @contextlib.contextmanager
@@ -80,7 +80,11 @@ def _progress(what: str) -> Iterator[Callable[[int, int | None], None]]:
         )
 
     with bar:
-        yield update
+        try:
+            yield update
+        except KeyboardInterrupt:
+            click.echo("interrupted: run the same command again to resume", err=True)
+            raise  # exit status 130
 
 
 def _report(report: ops.TransferReport, verb: str) -> None:
