@@ -65,7 +65,7 @@ def _sqlite_event(url: str, stream_id: str, version: int, data: bytes = b"{}") -
             "INSERT INTO events (stream_id, version, event_id, type, data, metadata, "
             "schema_version, occurred_at, recorded_at, category, partition_key, partition_hash) "
             "VALUES (?, ?, ?, 'E', ?, '{}', 1, 0, 0, ?, ?, 0)",
-            (stream_id, version, str(uuid.uuid4()), data, stream_id.split("-")[0], stream_id),
+            (stream_id, version, uuid.uuid4().bytes, data, stream_id.split("-")[0], stream_id),
         )
     db.close()
 
