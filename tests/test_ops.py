@@ -84,7 +84,7 @@ def test_import_interrupted_then_resumed(store_factory: StoreFactory, tmp_path: 
             ops.import_store(target, path, progress=_interrupt_after(1800))
         assert 0 < len(target.read_all()) < len(source.read_all())
         resumed = ops.import_store(target, path)
-        assert resumed.resumed_from > 0
+        assert resumed.resumed and resumed.resumed_from > 0
         assert resumed.problems == []
         assert_same(source, target)
 
@@ -219,9 +219,11 @@ def test_copy_interrupted_then_resumed(store_factory: StoreFactory) -> None:
         populate(source)
         for i in range(2500):
             source.append(f"many-{i % 3}", [NewEvent("Many", {"i": i})])
+        with pytest.raises(Interrupt):  # before any progress was saved
+            ops.copy_store(source, target, progress=_interrupt_after(1))
         with pytest.raises(Interrupt):
             ops.copy_store(source, target, progress=_interrupt_after(1500))
         resumed = ops.copy_store(source, target)
-        assert resumed.resumed_from > 0
+        assert resumed.resumed and resumed.resumed_from > 0
         assert resumed.problems == []
         assert_same(source, target)

@@ -64,8 +64,10 @@ class TransferReport:
     """What could not be carried, one sentence each."""
     notes: list[str] = field(default_factory=list)
     """What the destination keeps differently, with no event lost (e.g. tombstone versions)."""
+    resumed: bool = False
+    """This run continued an interrupted (or finished) run of the same import or copy."""
     resumed_from: int = 0
-    """The source position an interrupted run was resumed from (0: a fresh run)."""
+    """The source position it continued from."""
     rounds: int = 0
     """Copy: the passes over the source log (the first, catch-ups, the final sync)."""
     source_head: int = 0
@@ -79,7 +81,7 @@ class TransferReport:
             f"{self.events} events, {self.streams} streams, {self.snapshots} snapshots, "
             f"{len(self.checkpoints)} checkpoints, {self.dead_letters} dead letters"
         )
-        if self.resumed_from:
+        if self.resumed:
             text += f"; resumed at source position {self.resumed_from}"
         if self.source_moved:
             text += "; the source took writes after the final sync: run again to carry them"
@@ -279,13 +281,23 @@ class _Appender:
             )
 
 
-async def _check_empty(backend: AsyncBackend, resume: int) -> None:
-    """A fresh run needs an empty destination: positions and checkpoints translate 1:1."""
-    if not resume and await backend.head_position() > 0:
+async def _start(backend: AsyncBackend, progress_name: str) -> int | None:
+    """Where a run starts: after an interrupted run's progress, or at 0 in an empty store.
+
+    A fresh run needs an empty destination (positions and checkpoints translate one to
+    one), and marks its start before it writes anything, so that an interruption at any
+    point leaves progress to resume from.
+    """
+    stored = await backend.get_checkpoint(progress_name)
+    if stored is not None:
+        return stored  # resumed
+    if await backend.head_position() > 0:
         raise InvalidInput(
             "the destination is not empty (and holds no progress of an interrupted run of "
             "this import or copy); use a new, empty store"
         )
+    await backend.set_checkpoint(progress_name, 0)
+    return None  # a fresh run
 
 
 # -- export --------------------------------------------------------------------------------
@@ -393,9 +405,9 @@ async def import_store(
     with _format.open_read(path) as lines:
         header = _header(next(iter(lines), b""), path)
         progress_name = f"{_format.INTERNAL_PREFIX}import.{header.get('id', 'unknown')}"
-        resume = await backend.get_checkpoint(progress_name) or 0
-        await _check_empty(backend, resume)
-        report = TransferReport(resumed_from=resume)
+        started = await _start(backend, progress_name)
+        resume = started or 0
+        report = TransferReport(resumed=started is not None, resumed_from=resume)
         report.source_head = int(header.get("head_position") or 0)
         appender = _Appender(store, report, progress_name, progress, header.get("events"))
         section = 0
@@ -514,9 +526,9 @@ async def copy_store(
     run the copy again, which resumes and carries the rest.
     """
     src, dst = source.backend, destination.backend
-    resume = await dst.get_checkpoint(COPY_PROGRESS) or 0
-    await _check_empty(dst, resume)
-    report = TransferReport(resumed_from=resume)
+    started = await _start(dst, COPY_PROGRESS)
+    resume = started or 0
+    report = TransferReport(resumed=started is not None, resumed_from=resume)
     total = (await src.stats()).get("events")
     appender = _Appender(destination, report, COPY_PROGRESS, progress, total)
     async for summary in _streams(src):
