@@ -28,6 +28,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from _thread import allocate_lock as _allocate_lock
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -353,12 +354,98 @@ class _Connection(sqlite3.Connection):
     gate: int = -1
 
 
+class _Pending:
+    """One append waiting in a group: its arguments, then its result or error."""
+
+    __slots__ = ("done", "error", "events", "expected", "lead", "placement", "result", "stream_id")
+
+    def __init__(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> None:
+        self.stream_id = stream_id
+        self.events = events
+        self.expected = expected
+        self.placement = placement
+        self.result: AppendResult | None = None
+        self.error: BaseException | None = None
+        self.done: Any = None  # a held lock, released when the append's group is written
+        self.lead = False
+
+
+class _Group:
+    """Group commit: appends that arrive while a group is being written form the next one.
+
+    The first caller to find no writer at work becomes the leader: it takes every append
+    queued so far (its own included), writes them, hands out the results, and passes the
+    lead to the oldest append queued meanwhile. A lone writer is its own group of one and
+    waits for nobody.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._busy = False
+        self.groups = 0  # groups written (for tests and stats)
+
+    def submit(self, item: _Pending, run: Callable[[list[_Pending]], None]) -> AppendResult:
+        with self._lock:
+            leader = not self._busy
+            if leader:
+                self._busy = True
+            else:
+                item.done = _allocate_lock()
+                item.done.acquire()
+            self._queue.append(item)
+        if not leader:
+            item.done.acquire()  # released by the leader that wrote it, or to lead
+        if leader or item.lead:
+            self._lead(run)
+        if item.error is not None:
+            raise item.error
+        assert item.result is not None
+        return item.result
+
+    def _lead(self, run: Callable[[list[_Pending]], None]) -> None:
+        with self._lock:
+            group, self._queue = self._queue, []
+            self.groups += 1
+        try:
+            run(group)
+        finally:
+            with self._lock:
+                successor = self._queue[0] if self._queue else None
+                if successor is None:
+                    self._busy = False
+                else:
+                    successor.lead = True
+            for item in group:
+                if item.done is not None:
+                    item.done.release()
+            if successor is not None:
+                successor.done.release()
+
+
 class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLetterStore, Operations):
     """Events in a SQLite file in WAL mode, shared safely by threads and processes."""
 
-    def __init__(self, path: str, *, synchronous: str = "FULL", busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 30.0,
+        group_commit: str = "on",
+    ) -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise InvalidInput(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
+        if group_commit not in ("on", "off", "always"):
+            raise InvalidInput(f"group_commit must be on, off or always, not {group_commit!r}")
+        self._group_commit = group_commit
+        self._group = _Group()
         self._path = os.path.abspath(path)
         self._synchronous = synchronous.upper()
         self._busy_timeout = float(busy_timeout)
@@ -506,34 +593,103 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         expected: ExpectedVersion,
         placement: Placement,
     ) -> AppendResult:
+        if self._group_commit == "off":
+            return self._append_alone(stream_id, events, expected, placement)
+        return self._group.submit(_Pending(stream_id, events, expected, placement), self._run_group)
+
+    def _run_group(self, group: list[_Pending]) -> None:
+        """Write a group of appends: alone the direct way, together in one transaction.
+
+        Each append runs inside its own savepoint, so its expected-version check sees the
+        appends before it in the group, and a conflict, a duplicate event id or a deleted
+        stream rolls back that append alone. One COMMIT (one flush) makes them all
+        durable; only then are results handed out. If the transaction itself fails, every
+        append of the group gets that error and none is written.
+        """
+        if len(group) == 1 and self._group_commit != "always":
+            only = group[0]
+            try:
+                only.result = self._append_alone(
+                    only.stream_id, only.events, only.expected, only.placement
+                )
+            except BaseException as e:
+                only.error = e
+            return
+        try:
+            with self._write() as db:
+                for item in group:
+                    db.execute("SAVEPOINT evstore_append")
+                    try:
+                        item.result = self._append_in(
+                            db, item.stream_id, item.events, item.expected, item.placement
+                        )
+                    except (EvstoreError, sqlite3.IntegrityError) as e:
+                        # This append's own failure (conflict, duplicate id, deleted stream).
+                        item.error = self._errors.translate(e)
+                        db.execute("ROLLBACK TO evstore_append")
+                    db.execute("RELEASE evstore_append")
+        except BaseException as e:
+            for item in group:
+                item.result, item.error = None, e
+            return
+        self._wakeup.notify()
+
+    def _append_alone(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> AppendResult:
         if len(events) == 1 and _FAST_APPEND:
             result = self._append_one(stream_id, events[0], expected, placement)
             if result is not None:
                 return result
         with self._write() as db:
-            last, visible = self._state(db, stream_id)
+            db.execute("SAVEPOINT evstore_append")
             try:
-                check_expected(stream_id, expected, last, visible)
-                now = _to_us(datetime.now(UTC))
-                db.executemany(
-                    "INSERT INTO events (stream_id, version, event_id, type, data, metadata, "
-                    "schema_version, occurred_at, recorded_at, category, partition_key, "
-                    "partition_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (stream_id, last + i, *_columns(e, placement, now))
-                        for i, e in enumerate(events, start=1)
-                    ],
-                )
-            except (ConcurrencyError, sqlite3.IntegrityError):
-                # A repeat of a stored append fails the version check or the event_id
-                # index; only then is it worth looking the ids up.
-                stored = self._stored(db, events)
-                if not stored:
-                    raise
+                result = self._append_in(db, stream_id, events, expected, placement)
+            except BaseException:
                 db.execute("ROLLBACK")
-                return replayed_result(stream_id, events, expected, stored)
-            (end,) = db.execute("SELECT last_insert_rowid()").fetchone()
+                raise
         self._wakeup.notify()
+        return result
+
+    def _append_in(
+        self,
+        db: sqlite3.Connection,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> AppendResult:
+        """Append inside the caller's transaction and savepoint ``evstore_append``.
+
+        A repeat of a stored append returns its original result having written nothing
+        (the savepoint is rolled back); errors leave the rollback to the caller.
+        """
+        last, visible = self._state(db, stream_id)
+        try:
+            check_expected(stream_id, expected, last, visible)
+            now = _to_us(datetime.now(UTC))
+            db.executemany(
+                "INSERT INTO events (stream_id, version, event_id, type, data, metadata, "
+                "schema_version, occurred_at, recorded_at, category, partition_key, "
+                "partition_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (stream_id, last + i, *_columns(e, placement, now))
+                    for i, e in enumerate(events, start=1)
+                ],
+            )
+        except (ConcurrencyError, sqlite3.IntegrityError):
+            # A repeat of a stored append fails the version check or the event_id
+            # index; only then is it worth looking the ids up.
+            db.execute("ROLLBACK TO evstore_append")
+            stored = self._stored(db, events)
+            if not stored:
+                raise
+            return replayed_result(stream_id, events, expected, stored)
+        (end,) = db.execute("SELECT last_insert_rowid()").fetchone()
         n = len(events)
         return AppendResult(last + n, tuple(range(end - n + 1, end + 1)))
 
@@ -897,13 +1053,13 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
 
 
 def open_backend(url: str, **options: Any) -> SQLiteBackend:
-    """Open ``sqlite:///path.db`` with options ``synchronous`` and ``busy_timeout``."""
+    """Open ``sqlite:///path.db``; options ``synchronous``, ``busy_timeout``, ``group_commit``."""
     path, query = parse_url(url)
     merged: dict[str, Any] = {**query, **options}
-    unknown = set(merged) - {"synchronous", "busy_timeout"}
+    unknown = set(merged) - {"synchronous", "busy_timeout", "group_commit"}
     if unknown:
         raise InvalidInput(
-            f"unknown SQLite options {sorted(unknown)}; use synchronous, busy_timeout"
+            f"unknown SQLite options {sorted(unknown)}; use synchronous, busy_timeout, group_commit"
         )
     if "busy_timeout" in merged:
         try:
