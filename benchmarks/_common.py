@@ -67,6 +67,8 @@ class Sizes:
     w6_cached_loads: int = 5000
     w7_events: int = 200
     w8_events: int = 1_000_000
+    w9_threads: int = 16
+    w9_per_thread: int = 250
 
     def scaled(self, factor: float) -> Sizes:
         def s(n: int, low: int = 1) -> int:
@@ -87,6 +89,8 @@ class Sizes:
             w6_cached_loads=s(self.w6_cached_loads, 2),
             w7_events=s(self.w7_events, 5),
             w8_events=s(self.w8_events, 1000),
+            w9_threads=self.w9_threads,
+            w9_per_thread=s(self.w9_per_thread, 5),
         )
 
 

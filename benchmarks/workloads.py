@@ -1,4 +1,4 @@
-"""The workloads W1-W8: each times one implementation on one fresh database.
+"""The workloads W1-W9: each times one implementation on one fresh database.
 
 A workload function gets an open implementation and the sizes, does its untimed set-up
 (populating what is to be read), times only the operation under test with
@@ -86,8 +86,8 @@ def w4(impl: Any, db: Database, sizes: Sizes) -> list[Step]:
     return _read_steps(lambda: impl.read_log(sizes.w4_page), streams * per_stream)
 
 
-def w5(impl: Any, db: Database, sizes: Sizes) -> list[Step]:
-    n, per_thread = sizes.w5_threads, sizes.w5_per_thread
+def _own_stream_writers(impl: Any, n: int, per_thread: int, chunks: int) -> list[Step]:
+    """``n`` threads, each appending single events to its own new stream."""
     ids = new_ids(n)
     datas = [payloads(per_thread, k * per_thread) for k in range(n)]
 
@@ -109,9 +109,16 @@ def w5(impl: Any, db: Database, sizes: Sizes) -> list[Step]:
             raise errors[0]
 
     return [
-        (lambda lo=lo, hi=hi: step(lo, hi), n * (hi - lo))
-        for lo, hi in _slices(per_thread, CHUNKS // 2)
+        (lambda lo=lo, hi=hi: step(lo, hi), n * (hi - lo)) for lo, hi in _slices(per_thread, chunks)
     ]
+
+
+def w5(impl: Any, db: Database, sizes: Sizes) -> list[Step]:
+    return _own_stream_writers(impl, sizes.w5_threads, sizes.w5_per_thread, CHUNKS // 2)
+
+
+def w9(impl: Any, db: Database, sizes: Sizes) -> list[Step]:
+    return _own_stream_writers(impl, sizes.w9_threads, sizes.w9_per_thread, CHUNKS // 2)
 
 
 def w6(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
@@ -331,6 +338,15 @@ WORKLOADS = (
         BOTH,
         ("evstore",),
         w8,
+    ),
+    Workload(
+        "W9",
+        "{w9_threads} threads on one store appending single events to their own new stream, "
+        "{w9_per_thread} each (raw: one autocommit connection per thread); 5 interleaved slices",
+        BOTH,
+        ("evstore", "raw"),
+        w9,
+        chunked=True,
     ),
 )
 
