@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -46,6 +47,13 @@ def free_port() -> int:
             port = int(s.getsockname()[1])
         if port != 4222:
             return port
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL it when the test process dies, however it dies (a killed
+    pytest runs no atexit handler), so no server outlives its tests (Linux prctl)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _answers(port: int) -> bool:
@@ -114,6 +122,7 @@ class NatsServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -239,3 +239,12 @@ def test_a_foreign_message_in_the_log_fails_its_own_position_only() -> None:
         assert [e.position for e in store.read_all(junk)] == [after.last_position]
         with pytest.raises(evstore.SerializationError, match="not written by evstore"):
             store.append("junk-1", [NewEvent("T", {})])
+
+
+def test_the_sync_face_refuses_calls_after_close_instead_of_hanging() -> None:
+    store = evstore.connect(_url())
+    store.append("s-1", [NewEvent("T", {})])
+    backend = store.backend
+    store.close()
+    with pytest.raises(BackendUnavailable, match="closed"):
+        backend.head_position()

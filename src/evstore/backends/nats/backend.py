@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from evstore._types import AppendResult, ExpectedVersion
 from evstore.backends.nats.backend_async import AsyncNatsBackend
+from evstore.errors import BackendUnavailable
 from evstore.spi._model import (
     DeadLetter,
     EventRecord,
@@ -57,6 +58,9 @@ class NatsBackend(
         self._closed = False
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coroutine.close()
+            raise BackendUnavailable("the store is closed")
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def append(
@@ -128,10 +132,10 @@ class NatsBackend(
     def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
         try:
             self._call(self.backend.close())
         finally:
+            self._closed = True
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             if not self._thread.is_alive():
