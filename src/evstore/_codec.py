@@ -103,11 +103,28 @@ _I64 = 2**63
 
 def encode(value: dict[str, Any], what: str = "data") -> bytes:
     """Encode a dict to JSON bytes; raise ``SerializationError`` naming the bad field."""
-    if type(value) is dict and _is_flat_json(value):
-        return orjson.dumps(value)
-    if not isinstance(value, dict):
-        raise SerializationError(f"{what} must be a dict, got {type(value).__name__}")
-    return orjson.dumps(_prepare(value, what))
+    try:
+        if type(value) is dict and _is_flat_json(value):
+            return orjson.dumps(value)
+        if not isinstance(value, dict):
+            raise SerializationError(f"{what} must be a dict, got {type(value).__name__}")
+        return orjson.dumps(_prepare(value, what))
+    except RecursionError:
+        raise SerializationError(
+            f"{what} refers to itself (circular) or nests too deeply; JSON holds at most "
+            f"{MAX_DEPTH} levels"
+        ) from None
+    except orjson.JSONEncodeError as e:
+        if "recursion" in str(e).lower():
+            raise SerializationError(
+                f"{what} nests deeper than {MAX_DEPTH} levels, the most JSON encoding allows"
+            ) from None
+        # A lone surrogate ("\ud800") in a str or a key: not valid Unicode.
+        raise SerializationError(f"{what} cannot be encoded as JSON: {e}") from None
+
+
+MAX_DEPTH = 254
+"""The deepest nesting orjson encodes (its limit is 255 levels, the top object included)."""
 
 
 _UNTAG = {

@@ -64,7 +64,7 @@ class NewEvent:
         if self.metadata is not None:
             check.json_object(self.metadata, "metadata")
         object.__setattr__(self, "event_id", check.event_id(self.event_id))
-        check.positive_int(self.schema_version, "schema_version")
+        check.positive_int(self.schema_version, "schema_version", check.MAX_INT32)
         check.aware_datetime(self.occurred_at, "occurred_at")
 
 
@@ -98,7 +98,7 @@ class Snapshot:
         check.stream_id(self.stream_id)
         check.positive_int(self.version, "snapshot version")
         check.json_object(self.data, "snapshot data")
-        check.positive_int(self.schema_version, "schema_version")
+        check.positive_int(self.schema_version, "schema_version", check.MAX_INT32)
         check.aware_datetime(self.taken_at, "taken_at")
 
 

@@ -12,6 +12,10 @@ from typing import Any
 from evstore.errors import InvalidInput
 
 MAX_ID_LENGTH = 255
+MAX_INT = 2**63 - 1
+"""The largest int stored anywhere (a 64-bit signed column on every backend)."""
+MAX_INT32 = 2**31 - 1
+"""The largest schema version (PostgreSQL stores it in an ``integer`` column)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -26,6 +30,29 @@ def _name(value: object, what: str) -> str:
         )
     if _CONTROL.search(value):
         raise InvalidInput(f"{what} {value!r} contains a control character; remove it")
+    _utf8(value, what)
+    return value
+
+
+def _utf8(value: str, what: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{what} {value!r} contains a lone surrogate; it must be valid Unicode (UTF-8)"
+        ) from None
+
+
+def category(value: object) -> str:
+    """A category filter: a str (``""`` too: the category of ids that start with the
+    separator), at most 255 characters, no control characters."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"category must be a str, got {type(value).__name__}: {value!r}")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidInput(f"category is {len(value)} characters long; at most {MAX_ID_LENGTH}")
+    if _CONTROL.search(value):
+        raise InvalidInput(f"category {value!r} contains a control character; remove it")
+    _utf8(value, "category")
     return value
 
 
@@ -61,9 +88,11 @@ def event_id(value: object) -> uuid.UUID:
     raise InvalidInput(f"event_id must be a UUID (or its str form), got {value!r}")
 
 
-def _int(value: object, what: str) -> int:
+def _int(value: object, what: str, maximum: int = MAX_INT) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{what} must be an int, got {type(value).__name__}: {value!r}")
+        raise InvalidInput(f"{what} must be an int, got {type(value).__name__}: {value!r:.80}")
+    if value > maximum:
+        raise InvalidInput(f"{what} must be at most {maximum}, got {value:.6g}")
     return value
 
 
@@ -75,9 +104,9 @@ def non_negative_int(value: object, what: str) -> int:
     return n
 
 
-def positive_int(value: object, what: str) -> int:
-    """An int >= 1 (bool is refused)."""
-    n = _int(value, what)
+def positive_int(value: object, what: str, maximum: int = MAX_INT) -> int:
+    """An int >= 1 and <= ``maximum`` (bool is refused)."""
+    n = _int(value, what, maximum)
     if n < 1:
         raise InvalidInput(f"{what} must be >= 1, got {n}")
     return n

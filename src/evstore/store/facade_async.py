@@ -15,6 +15,8 @@ from evstore import _codec
 from evstore import _validation as check
 from evstore._types import (
     ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -41,8 +43,13 @@ from evstore.store.subscription_async import AsyncSubscription
 
 
 def _expected(value: object) -> ExpectedVersion:
-    if isinstance(value, _ExpectedVersionMode):
+    # By identity: another object of the modes' class (a copy, a pickle) is not a mode.
+    if value is ANY or value is NO_STREAM or value is STREAM_EXISTS:
         return value
+    if isinstance(value, _ExpectedVersionMode):
+        raise InvalidInput(
+            f"expected_version {value!r} is not one of evstore.ANY, NO_STREAM, STREAM_EXISTS"
+        )
     return check.non_negative_int(value, "expected_version")
 
 

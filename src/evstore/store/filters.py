@@ -41,7 +41,7 @@ def log_filter(options: dict[str, object], stream_prefix: str | None) -> LogFilt
         )
     category = options.get("category")
     if category is not None:
-        check.stream_id(category)
+        check.category(category)
     stream_id = options.get("stream_id")
     if stream_id is not None:
         check.stream_id(stream_id)

@@ -15,6 +15,7 @@ from evstore.testing._append_contract import (
 )
 from evstore.testing._async_contract import AsyncContract
 from evstore.testing._concurrency_contract import ConcurrencyContract
+from evstore.testing._input_contract import InputContract
 from evstore.testing._projection_contract import ProjectionContract
 from evstore.testing._read_contract import (
     DeleteContract,
@@ -56,6 +57,7 @@ class EventLogContract(
     AsyncContract,
     ProjectionContract,
     RecordedAtContract,
+    InputContract,
 ):
     """The event log tier (``EventLog``): appends, reads, deletes, subscriptions, races."""
 

@@ -203,14 +203,29 @@ def _log_query(after: int, head: int, where: LogFilter) -> dict[str, Any]:
     return query
 
 
+# BSONObjectTooLarge, and a write too large for one transaction.
+_TOO_LARGE = (10334, 17419)
+
+
 def _error_map(database: str) -> ErrorMap:
     """pymongo's errors as evstore errors: the one translation table of this backend."""
 
     def unavailable(e: PyMongoError) -> EvstoreError:
-        return BackendUnavailable(f"MongoDB error on {database!r}: {e}")
+        # Cut: a write error's text carries the whole document it refused.
+        return BackendUnavailable(f"MongoDB error on {database!r}: {str(e)[:500]}")
+
+    def failure(e: OperationFailure) -> EvstoreError:
+        errors = (e.details or {}).get("writeErrors", []) if isinstance(e, BulkWriteError) else []
+        if e.code in _TOO_LARGE or any(w.get("code") in _TOO_LARGE for w in errors):
+            return InvalidInput(
+                "an event or snapshot is larger than MongoDB's document limit (16 MiB once "
+                "encoded); nothing was written - keep large payloads elsewhere"
+            )
+        return unavailable(e)
 
     return ErrorMap(
         {
+            OperationFailure: failure,
             DocumentTooLarge: lambda e: InvalidInput(
                 f"too large for one MongoDB document (16 MB): {e}"
             ),

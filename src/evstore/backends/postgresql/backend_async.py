@@ -260,7 +260,9 @@ class AsyncPostgresBackend(
         if partitions is not None and not 0 <= partitions <= 1024:
             raise InvalidInput(f"partitions must be between 0 and 1024, got {partitions}")
         self._conninfo = conninfo
-        self._schema = schema
+        self._name = schema
+        # Quoted in every statement: a valid name may be a reserved word ("user").
+        self._schema = f'"{schema}"'
         self._errors = self._error_map()
         self._pool_timeout = pool_timeout
         self._retry_timeout = retry_timeout
@@ -299,7 +301,7 @@ class AsyncPostgresBackend(
         await conn.execute("SET TIME ZONE 'UTC'")
 
     def _where(self) -> str:
-        return f"PostgreSQL schema {self._schema!r}"
+        return f"PostgreSQL schema {self._name!r}"
 
     def _unavailable(self, e: BaseException) -> BackendUnavailable:
         return BackendUnavailable(f"{self._where()}: {type(e).__name__}: {e}".rstrip())
@@ -489,7 +491,7 @@ class AsyncPostgresBackend(
         async with conn.transaction():
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                (f"evstore schema {self._schema}",),
+                (f"evstore schema {self._name}",),
             )
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
             cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (meta,))
@@ -957,7 +959,7 @@ SELECT tombstoned FROM t""",
 
     async def wait_for_events(self, after: int, timeout: float) -> None:
         if self._notify and self._listener is None and not self._closed:
-            self._listener = _aio.Runner(self._listen, name=f"evstore-listen-{self._schema}")
+            self._listener = _aio.Runner(self._listen, name=f"evstore-listen-{self._name}")
         wakeup = self._wakeup  # taken before the check, so no notification is missed
         head, held_back = await self._head()
         if head > after:
