@@ -94,22 +94,24 @@ def test_retry_backs_off_so_contending_writers_all_succeed(
     errors: list[BaseException] = []
     start = threading.Barrier(8)
 
+    shared = store_factory.connect()  # one store (one connection pool), 8 writer threads
+
     def writer() -> None:
-        with store_factory.connect() as store:
-            accounts = evstore.Repository(store, Account, registry=REGISTRY)
-            start.wait()
-            for _ in range(5):
-                try:
-                    accounts.retry(aid, lambda a: a.deposit(1))
-                except BaseException as e:
-                    errors.append(e)
+        accounts = evstore.Repository(shared, Account, registry=REGISTRY)
+        start.wait()
+        for _ in range(5):
+            try:
+                accounts.retry(aid, lambda a: a.deposit(1))
+            except BaseException as e:
+                errors.append(e)
 
     threads = [threading.Thread(target=writer) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    shared.close()
+    assert errors == [], [repr(e) for e in errors]
     with store_factory.connect() as store:
         assert evstore.Repository(store, Account, registry=REGISTRY).load(aid).balance == 40
 
