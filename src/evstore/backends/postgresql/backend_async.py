@@ -59,8 +59,9 @@ version both pass the check in their snapshots; the unique index ``(stream_id, v
 lets exactly one commit, and the loser's violation becomes ``ConcurrencyError`` (or a
 retry, for ``ANY``).
 
-Live delivery: after appends commit, one background ``pg_notify`` per burst (outside the
-appends' transactions) wakes listeners. It is a hint only: waiters always re-read the
+Live delivery: every append sends a ``pg_notify`` in the same round trip, in a transaction
+of its own after the append's (see ``_then_notify``), which wakes listeners. It is a hint
+only: waiters always re-read the
 table, fall back to polling at the subscription's interval when the LISTEN connection is
 down, and the listener reconnects on its own. Connection failures are retried with backoff
 for ``retry_timeout`` seconds (reads, idempotent appends, checkpoints); after that the
