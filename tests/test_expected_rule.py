@@ -112,22 +112,8 @@ def test_postgresql_append_statement_agrees_with_check_expected(partitioned: boo
         with psycopg.connect(conninfo) as conn:
             for name, sid, last, visible in streams:
                 for expected in EXPECTED_MODES:
-                    mode, n = pg_backend._mode(expected)
-                    pending = pending_event()
-                    params = {
-                        "sid": sid,
-                        "mode": mode,
-                        "n": n,
-                        "ids": [pending.event_id],
-                        "types": [pending.type],
-                        "data": [pending.data.decode()],
-                        "meta": [pending.metadata.decode()],
-                        "svs": [pending.schema_version],
-                        "ats": [pending.occurred_at],
-                        "cat": PLACEMENT.category,
-                        "pkey": sid,
-                        "phash": PLACEMENT.partition_hash,
-                    }
+                    placement = Placement(PLACEMENT.category, sid, PLACEMENT.partition_hash)
+                    params = pg_backend.append_params(sid, [pending_event()], expected, placement)
                     row = conn.execute(statement, params).fetchone()
                     conn.rollback()
                     assert row is not None

@@ -183,6 +183,28 @@ def _record(row: Sequence[Any]) -> EventRecord:
 _NOTIFY = "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, '')"
 
 
+def append_params(
+    stream_id: str, events: Sequence[PendingEvent], expected: ExpectedVersion, placement: Placement
+) -> dict[str, Any]:
+    """The parameters of the append statement (``statements()["append"]`` in ``_sql``)."""
+    mode, n = _mode(expected)
+    return {
+        "sid": stream_id,
+        "mode": mode,
+        "n": n,
+        "ids": [e.event_id for e in events],
+        "types": [e.type for e in events],
+        "data": [e.data.decode() for e in events],
+        "meta": [e.metadata.decode() for e in events],
+        "svs": [e.schema_version for e in events],
+        "ats": [e.occurred_at for e in events],
+        "recs": [e.recorded_at for e in events],
+        "cat": placement.category,
+        "pkey": placement.partition_key,
+        "phash": placement.partition_hash,
+    }
+
+
 def _mode(expected: ExpectedVersion) -> tuple[int, int]:
     """The expected version as (mode, n) for the append statement (see ``_APPEND``)."""
     if expected is ANY:
@@ -566,22 +588,7 @@ class PostgresBackend(
     ) -> AppendResult:
         if len(events) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} events per append, got {len(events)}")
-        mode, n = _mode(expected)
-        params = {
-            "sid": stream_id,
-            "mode": mode,
-            "n": n,
-            "ids": [e.event_id for e in events],
-            "types": [e.type for e in events],
-            "data": [e.data.decode() for e in events],
-            "meta": [e.metadata.decode() for e in events],
-            "svs": [e.schema_version for e in events],
-            "ats": [e.occurred_at for e in events],
-            "recs": [e.recorded_at for e in events],
-            "cat": placement.category,
-            "pkey": placement.partition_key,
-            "phash": placement.partition_hash,
-        }
+        params = append_params(stream_id, events, expected, placement)
         while True:
             try:
                 rows = self._query(
