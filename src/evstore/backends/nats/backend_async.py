@@ -253,6 +253,10 @@ class AsyncNatsBackend(
                         f"within {self._retry_timeout}s: {self.last_client_error or e}"
                     ) from e
             await self._retrying(self._create_streams)
+            # The store may have been created by another client with other replicas (the
+            # option only applies at creation): reads follow what the stream really has.
+            info = await self._retrying(lambda: self._api(f"STREAM.INFO.{self.names.logs[0]}"))
+            self._replicas = int(info["config"].get("num_replicas", 1))
             self._ready = True
 
     async def _create_streams(self) -> None:
