@@ -87,6 +87,9 @@ class CheckpointStoreContract(ContractBase):
         assert (backend.get_checkpoint(a), backend.get_checkpoint(b)) == (12, 7)
         backend.set_checkpoint(a, 0)
         assert backend.get_checkpoint(a) == 0
+        listed = backend.list_checkpoints()
+        assert {a: 0, b: 7}.items() <= listed.items()
+        assert list(listed) == sorted(listed)
 
     def test_list_checkpoints_returns_every_name_in_order(self, store: evstore.EventStore) -> None:
         assert store.backend.list_checkpoints() == {}
