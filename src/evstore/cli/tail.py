@@ -62,6 +62,7 @@ def tail(
     out = Output(json=as_json)
     received: queue.Queue[evstore.RecordedEvent] = queue.Queue(maxsize=1000)
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # also when started with SIGINT ignored (`cmd &`)
     with opened(url) as store:
         start = store.head_position() if from_position == "end" else from_position
         what = " ".join(
