@@ -36,6 +36,7 @@ NAMES = {
     "AsyncTransactionalCheckpoints": "TransactionalCheckpoints",
     "AsyncDeadLetterStore": "DeadLetterStore",
     "AsyncOperations": "Operations",
+    "AsyncPartitionedLog": "PartitionedLog",
     "AsyncRepository": "Repository",
     "AsyncProjection": "Projection",
     "AsyncIterator": "Iterator",

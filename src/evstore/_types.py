@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from evstore import _validation as check
+from evstore.errors import InvalidInput
 
 
 class _ExpectedVersionMode:
@@ -70,7 +71,11 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class RecordedEvent:
-    """An event as stored: its stream, version (1-based), global position and payload."""
+    """An event as stored: its stream, version (1-based), position and payload.
+
+    ``position`` is the event's place in its log partition (``partition``); a store of one
+    partition (the default) has one global log and ``partition`` is always 0.
+    """
 
     stream_id: str
     version: int
@@ -82,6 +87,9 @@ class RecordedEvent:
     schema_version: int
     occurred_at: datetime
     recorded_at: datetime
+    partition: int = 0
+    """The log partition holding the event's stream (always 0 in a store of one partition);
+    ``position`` counts within that partition."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,8 @@ class AppendResult:
 
     version: int
     positions: tuple[int, ...]
+    partition: int = 0
+    """The log partition of the stream; ``positions`` count within it."""
 
     @property
     def first_position(self) -> int:
@@ -118,3 +128,68 @@ class AppendResult:
     def last_position(self) -> int:
         """Global position of the last appended event."""
         return self.positions[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class LogCursor:
+    """Where a reader of a partitioned log stands: one position per log partition.
+
+    ``positions[j]`` is the last position of partition ``j`` already read (0: nothing).
+    Cursors are plain values: ``str(cursor)`` is ``"3,0,17"`` and :meth:`parse` reads it
+    back, so a cursor can be stored anywhere. ``read_all``, ``iter_all`` and
+    ``subscribe(from_position=...)`` accept one; in a store of one partition a plain int
+    position means the same as a cursor of one position.
+    """
+
+    positions: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        positions = self.positions
+        if not isinstance(positions, tuple) or not positions:
+            raise InvalidInput(f"a cursor needs a non-empty tuple of positions, got {positions!r}")
+        for p in positions:
+            check.non_negative_int(p, "cursor position")
+
+    @classmethod
+    def start(cls, partitions: int) -> LogCursor:
+        """The cursor before the first event of every one of ``partitions`` partitions."""
+        return cls((0,) * check.positive_int(partitions, "partitions"))
+
+    @classmethod
+    def parse(cls, text: str) -> LogCursor:
+        """The cursor written by ``str(cursor)``."""
+        if not isinstance(text, str):
+            raise InvalidInput(f"a cursor is parsed from a str, got {type(text).__name__}")
+        try:
+            return cls(tuple(int(part) for part in text.split(",")))
+        except ValueError:
+            raise InvalidInput(f"{text!r} is not a cursor (comma-separated positions)") from None
+
+    def __str__(self) -> str:
+        return ",".join(map(str, self.positions))
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, partition: int) -> int:
+        return self.positions[partition]
+
+    def advanced(self, event: RecordedEvent) -> LogCursor:
+        """This cursor moved past ``event`` (in the event's partition)."""
+        return self.moved(event.partition, max(self[event.partition], event.position))
+
+    def moved(self, partition: int, position: int) -> LogCursor:
+        """This cursor with ``position`` for ``partition`` (the other partitions kept)."""
+        positions = list(self.positions)
+        if not 0 <= partition < len(positions):
+            raise InvalidInput(
+                f"partition {partition} does not fit a cursor of {len(positions)} partitions"
+            )
+        positions[partition] = check.non_negative_int(position, "cursor position")
+        return LogCursor(tuple(positions))
+
+    def covers(self, other: LogCursor) -> bool:
+        """Whether this cursor is at or past ``other`` in every partition."""
+        if len(other) != len(self):
+            raise InvalidInput(f"cursors of {len(self)} and {len(other)} partitions differ")
+        return all(a >= b for a, b in zip(self.positions, other.positions, strict=True))

@@ -154,7 +154,7 @@ def partition(value: object) -> tuple[int, int] | None:
     if value is None:
         return None
     if not isinstance(value, tuple) or len(value) != 2:
-        raise InvalidInput(f"partition must be a tuple (i, n), got {value!r}")
+        raise InvalidInput(f"partition must be a log partition i or a tuple (i, n), got {value!r}")
     i = non_negative_int(value[0], "partition slot")
     n = positive_int(value[1], "partition count")
     if i >= n:

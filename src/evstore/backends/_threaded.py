@@ -85,6 +85,20 @@ class ThreadedBackend(
     async def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
         return await self._run(self.sync.read_all, after, limit, where)
 
+    @property
+    def log_partitions(self) -> int:
+        """The sync backend's number of log partitions (1 without the partitioned tier)."""
+        return int(getattr(self.sync, "log_partitions", 1))
+
+    async def read_partition(
+        self, partition: int, after: int, limit: int, where: LogFilter
+    ) -> LogPage:
+        read = self.sync.read_partition  # type: ignore[attr-defined]
+        return await self._run(read, partition, after, limit, where)
+
+    async def partition_heads(self) -> list[int]:
+        return await self._run(self.sync.partition_heads)  # type: ignore[attr-defined]
+
     async def stream_version(self, stream_id: str) -> int:
         return await self._run(self.sync.stream_version, stream_id)
 

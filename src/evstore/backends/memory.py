@@ -3,6 +3,9 @@
 ``memory://`` gives a fresh private store; ``memory://NAME`` shares one store among every
 connection of this process that uses the same name. One lock serializes writers, so
 positions are handed out in commit order and readers can never skip an event.
+
+``memory://?partitions=16`` (or ``partitions=16``) makes a store of 16 log partitions, each
+with positions of its own (fixed when the named store is first opened).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 from evstore._types import AppendResult, ExpectedVersion
-from evstore.errors import StreamDeleted, StreamNotFound
+from evstore.errors import InvalidInput, StreamDeleted, StreamNotFound
 from evstore.spi._model import (
     DeadLetter,
     EventRecord,
@@ -25,6 +29,7 @@ from evstore.spi._model import (
     SnapshotRecord,
     StreamSummary,
     check_expected,
+    partitions_option,
     replayed_result,
 )
 from evstore.spi.backend import (
@@ -32,6 +37,7 @@ from evstore.spi.backend import (
     DeadLetterStore,
     EventLog,
     Operations,
+    PartitionedLog,
     SnapshotStore,
 )
 
@@ -52,28 +58,43 @@ class _Stream:
 class _Data:
     lock: threading.Condition = field(default_factory=threading.Condition)
     streams: dict[str, _Stream] = field(default_factory=dict)
-    log: list[EventRecord] = field(default_factory=list)
-    placement: dict[int, Placement] = field(default_factory=dict)  # position -> placement
+    partitions: int = 1
+    logs: list[list[EventRecord]] = field(default_factory=lambda: [[]])  # per partition
+    heads: list[int] = field(default_factory=lambda: [0])  # per partition
+    # (partition, position) -> placement
+    placement: dict[tuple[int, int], Placement] = field(default_factory=dict)
     by_event_id: dict[str, EventRecord] = field(default_factory=dict)
     snapshots: dict[str, SnapshotRecord] = field(default_factory=dict)
     checkpoints: dict[str, int] = field(default_factory=dict)
     dead_letters: dict[str, dict[int, DeadLetter]] = field(default_factory=dict)
-    head: int = 0
+    head: int = 0  # the sum of the partition heads
+
+    def __post_init__(self) -> None:
+        self.logs = [[] for _ in range(self.partitions)]
+        self.heads = [0] * self.partitions
 
 
 _shared: dict[str, _Data] = {}
 _shared_lock = threading.Lock()
 
 
-class MemoryBackend(EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, Operations):
+class MemoryBackend(
+    EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, Operations, PartitionedLog
+):
     """Events in Python lists, guarded by one lock."""
 
-    def __init__(self, name: str = "") -> None:
+    def __init__(self, name: str = "", partitions: int | None = None) -> None:
         if name:
             with _shared_lock:
-                self._d = _shared.setdefault(name, _Data())
+                self._d = _shared.setdefault(name, _Data(partitions=partitions or 1))
         else:
-            self._d = _Data()
+            self._d = _Data(partitions=partitions or 1)
+        if partitions is not None and partitions != self._d.partitions:
+            raise InvalidInput(
+                f"memory://{name} was created with partitions={self._d.partitions}, not "
+                f"{partitions}: the number of log partitions is fixed when a store is created"
+            )
+        self.log_partitions = self._d.partitions
 
     def _live(self, stream_id: str) -> _Stream | None:
         stream = self._d.streams.get(stream_id)
@@ -97,8 +118,9 @@ class MemoryBackend(EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, O
             check_expected(stream_id, expected, stream.last_version, stream.visible)
             now = datetime.now(UTC)
             records = []
+            part = placement.log_partition
             for i, e in enumerate(events, start=1):
-                position = d.head + i
+                position = d.heads[part] + i
                 record = EventRecord(
                     stream_id,
                     stream.last_version + i,
@@ -110,17 +132,19 @@ class MemoryBackend(EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, O
                     e.schema_version,
                     e.occurred_at,
                     now if e.recorded_at is None else e.recorded_at,
+                    part,
                 )
                 records.append(record)
                 d.by_event_id[e.event_id] = record
-                d.placement[position] = placement
+                d.placement[part, position] = placement
             d.streams[stream_id] = stream
             stream.events.extend(records)
             stream.last_version += len(records)
-            d.log.extend(records)
+            d.logs[part].extend(records)
+            d.heads[part] += len(records)
             d.head += len(records)
             d.lock.notify_all()
-            return AppendResult(stream.last_version, tuple(r.position for r in records))
+            return AppendResult(stream.last_version, tuple(r.position for r in records), part)
 
     def read_stream(
         self,
@@ -142,17 +166,27 @@ class MemoryBackend(EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, O
         return chosen if limit is None else chosen[:limit]
 
     def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
+        if self._d.partitions > 1:
+            raise InvalidInput("a store of several log partitions is read one partition at a time")
+        return self.read_partition(0, after, limit, where)
+
+    def read_partition(self, partition: int, after: int, limit: int, where: LogFilter) -> LogPage:
         d = self._d
         with d.lock:
-            start = bisect_right(d.log, after, key=lambda r: r.position)
+            log = d.logs[partition]
+            start = bisect_right(log, after, key=lambda r: r.position)
             out: list[EventRecord] = []
-            for record in d.log[start:]:
-                p = d.placement[record.position]
+            for record in log[start:]:
+                p = d.placement[partition, record.position]
                 if where.accepts(record.type, record.stream_id, p.category, p.partition_hash):
                     out.append(record)
                     if len(out) == limit:
                         return LogPage(out, record.position)
-            return LogPage(out, d.head)
+            return LogPage(out, d.heads[partition])
+
+    def partition_heads(self) -> list[int]:
+        with self._d.lock:
+            return list(self._d.heads)
 
     def stream_version(self, stream_id: str) -> int:
         with self._d.lock:
@@ -183,11 +217,13 @@ class MemoryBackend(EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, O
                 raise StreamNotFound(stream_id)
             d.snapshots.pop(stream_id, None)
             if hard:
-                gone = {r.position for r in stream.events}
-                d.log = [r for r in d.log if r.position not in gone]
+                gone = {(r.partition, r.position) for r in stream.events}
+                d.logs = [
+                    [r for r in log if (r.partition, r.position) not in gone] for log in d.logs
+                ]
                 for r in stream.events:
                     d.by_event_id.pop(r.event_id, None)
-                    d.placement.pop(r.position, None)
+                    d.placement.pop((r.partition, r.position), None)
                 stream.events = []
                 stream.tombstoned = True
             else:
@@ -231,7 +267,7 @@ class MemoryBackend(EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, O
         d = self._d
         with d.lock:
             return {
-                "events": len(d.log),
+                "events": sum(len(log) for log in d.logs),
                 "streams": sum(1 for s in d.streams.values() if s.visible and not s.tombstoned),
                 "snapshots": len(d.snapshots),
                 "checkpoints": len(d.checkpoints),
@@ -248,9 +284,14 @@ def _summary(stream_id: str, stream: _Stream) -> StreamSummary:
 
 
 def open_backend(url: str, **options: object) -> MemoryBackend:
-    """Open ``memory://`` (private) or ``memory://NAME`` (shared in this process)."""
-    from evstore.errors import InvalidInput
+    """Open ``memory://`` (private) or ``memory://NAME`` (shared in this process).
 
-    if options:
-        raise InvalidInput(f"memory:// takes no options, got {sorted(options)}")
-    return MemoryBackend(url.removeprefix("memory://").strip("/"))
+    Option ``partitions`` (also ``?partitions=N``): the number of log partitions.
+    """
+    rest = url.removeprefix("memory://")
+    name, _, query = rest.partition("?")
+    merged: dict[str, object] = {**dict(parse_qsl(query)), **options}
+    unknown = set(merged) - {"partitions"}
+    if unknown:
+        raise InvalidInput(f"memory:// takes only the option partitions, got {sorted(unknown)}")
+    return MemoryBackend(name.strip("/"), partitions_option(merged.get("partitions")))

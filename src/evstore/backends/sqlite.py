@@ -15,6 +15,14 @@ are noticed within about a millisecond by one watcher thread per file (``PRAGMA
 data_version``, only while someone waits); the subscription's poll interval remains the
 fallback.
 
+Log partitions: ``?partitions=16`` (or ``partitions=16``) creates a store of 16 log
+partitions, recorded in the file (table ``store_meta``). Each partition's positions come
+from its own counter (``partition_heads``), taken under the same write lock, so every
+partition is gap-free and totally ordered; ``partition_log`` maps (partition, position) to
+the event's row. A store of one partition has none of these tables and keeps the SQL above.
+SQLite has one writer, so partitions add no write capacity here: they exist so that the
+partitioned model (cursors, consumer groups) runs on the embedded default.
+
 Durability: ``synchronous=FULL`` by default - an acknowledged append survives power loss;
 ``?synchronous=NORMAL`` trades that (in WAL mode) for speed and stays crash-safe for the
 application.
@@ -60,12 +68,14 @@ from evstore.spi._model import (
     SnapshotRecord,
     StreamSummary,
     check_expected,
+    partitions_option,
     replayed_result,
 )
 from evstore.spi.backend import (
     DeadLetterStore,
     EventLog,
     Operations,
+    PartitionedLog,
     SnapshotStore,
     TransactionalCheckpoints,
 )
@@ -157,6 +167,29 @@ CREATE UNIQUE INDEX events_stream_version ON events (stream_id, version);
 CREATE INDEX events_category ON events (category, position);
 """
 
+# Only in stores of several log partitions (created with the store, never migrated).
+_PARTITIONS_SCHEMA = """
+CREATE TABLE store_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE partition_heads (
+    part INTEGER PRIMARY KEY,
+    head INTEGER NOT NULL
+);
+CREATE TABLE partition_log (
+    part        INTEGER NOT NULL,
+    position    INTEGER NOT NULL,
+    event_rowid INTEGER NOT NULL UNIQUE,
+    PRIMARY KEY (part, position)
+) WITHOUT ROWID;
+"""
+_P_COLUMNS = (
+    "e.stream_id, e.version, l.position, e.event_id, e.type, e.data, e.metadata, "
+    "e.schema_version, e.occurred_at, e.recorded_at, l.part"
+)
+_P_FROM = "events e JOIN partition_log l ON l.event_rowid = e.position"
+
 _COLUMNS = (
     "stream_id, version, position, event_id, type, data, metadata, schema_version, "
     "occurred_at, recorded_at"
@@ -237,9 +270,20 @@ def _record(row: tuple[Any, ...]) -> EventRecord:
     # tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
     head = (row[0], row[1], row[2], _uuid_text(row[3]), row[4], row[5], row[6], row[7])
     try:
-        return _tuple_new(EventRecord, (*head, _EPOCH + _US * row[8], _EPOCH + _US * row[9]))
+        return _tuple_new(EventRecord, (*head, _EPOCH + _US * row[8], _EPOCH + _US * row[9], 0))
     except (OverflowError, TypeError):  # a corrupt row: the reader reports that event alone
-        return _tuple_new(EventRecord, (*head, _from_us(row[8]), _from_us(row[9])))
+        return _tuple_new(EventRecord, (*head, _from_us(row[8]), _from_us(row[9]), 0))
+
+
+def _p_record(row: tuple[Any, ...]) -> EventRecord:
+    """A row of ``_P_COLUMNS`` (a store of several log partitions)."""
+    head = (row[0], row[1], row[2], _uuid_text(row[3]), row[4], row[5], row[6], row[7])
+    try:
+        return _tuple_new(
+            EventRecord, (*head, _EPOCH + _US * row[8], _EPOCH + _US * row[9], row[10])
+        )
+    except (OverflowError, TypeError):  # a corrupt row: the reader reports that event alone
+        return _tuple_new(EventRecord, (*head, _from_us(row[8]), _from_us(row[9]), row[10]))
 
 
 class _Wakeup:
@@ -429,7 +473,9 @@ class _Group:
                 successor.done.release()
 
 
-class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLetterStore, Operations):
+class SQLiteBackend(
+    EventLog, SnapshotStore, TransactionalCheckpoints, DeadLetterStore, Operations, PartitionedLog
+):
     """Events in a SQLite file in WAL mode, shared safely by threads and processes."""
 
     def __init__(
@@ -439,6 +485,7 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         synchronous: str = "FULL",
         busy_timeout: float = 30.0,
         group_commit: str = "on",
+        partitions: int | None = None,
     ) -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise InvalidInput(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
@@ -455,8 +502,9 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         self._lock = threading.Lock()
         self._closed = False
         self._wakeup = _Wakeup.for_path(self._path)
+        self.log_partitions = 1
         with self._errors, self._connection() as db:
-            self._create_schema(db)
+            self._create_schema(db, partitions)
 
     # -- connections -----------------------------------------------------------------------
 
@@ -490,7 +538,11 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
             if db.in_transaction:
                 db.rollback()
             with self._lock:
-                self._idle.append(db)
+                closed = self._closed
+                if not closed:
+                    self._idle.append(db)
+            if closed:  # close() left this connection to its user: closing it under a
+                db.close()  # running statement crashes the sqlite3 module
 
     @contextlib.contextmanager
     def _write(self, *, batch: bool = False) -> Iterator[sqlite3.Connection]:
@@ -522,7 +574,7 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         with self._errors, self._connection() as db:
             yield db
 
-    def _create_schema(self, db: sqlite3.Connection) -> None:
+    def _create_schema(self, db: sqlite3.Connection, partitions: int | None) -> None:
         db.execute("PRAGMA journal_mode=WAL")
         # Statement by statement inside one BEGIN IMMEDIATE: executescript() would commit
         # first and drop the lock, letting two processes create the same tables.
@@ -551,7 +603,34 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
                     "INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (counter,)
                 )
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if version == 0 and partitions is not None and partitions > 1:
+            for statement in _statements(_PARTITIONS_SCHEMA):
+                db.execute(statement)
+            db.execute("INSERT INTO store_meta VALUES ('partitions', ?)", (str(partitions),))
+            db.executemany(
+                "INSERT INTO partition_heads (part, head) VALUES (?, 0)",
+                [(j,) for j in range(partitions)],
+            )
+        stored = self._stored_partitions(db)
+        if partitions is not None and partitions != stored:
+            db.execute("ROLLBACK")
+            raise InvalidInput(
+                f"{self._path} was created with partitions={stored}, not {partitions}: the "
+                "number of log partitions is fixed when a store is created (copy the events "
+                "into a new store to change it)"
+            )
+        self.log_partitions = stored
         db.execute("COMMIT")
+
+    @staticmethod
+    def _stored_partitions(db: sqlite3.Connection) -> int:
+        has_meta = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'"
+        ).fetchone()
+        if has_meta is None:
+            return 1
+        row = db.execute("SELECT value FROM store_meta WHERE key = 'partitions'").fetchone()
+        return 1 if row is None else int(row[0])
 
     def _check_foreign(self, db: sqlite3.Connection) -> None:
         """Refuse to add evstore's tables to a database another application made."""
@@ -641,7 +720,7 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         expected: ExpectedVersion,
         placement: Placement,
     ) -> AppendResult:
-        if len(events) == 1 and _FAST_APPEND:
+        if len(events) == 1 and _FAST_APPEND and self.log_partitions == 1:
             result = self._append_one(stream_id, events[0], expected, placement)
             if result is not None:
                 return result
@@ -691,7 +770,23 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
             return replayed_result(stream_id, events, expected, stored)
         (end,) = db.execute("SELECT last_insert_rowid()").fetchone()
         n = len(events)
+        if self.log_partitions > 1:
+            positions = self._log_in_partition(db, placement.log_partition, end, n)
+            return AppendResult(last + n, positions, placement.log_partition)
         return AppendResult(last + n, tuple(range(end - n + 1, end + 1)))
+
+    @staticmethod
+    def _log_in_partition(db: sqlite3.Connection, part: int, end: int, n: int) -> tuple[int, ...]:
+        """Give the rows ``end - n + 1 .. end`` the next positions of ``part`` (under the
+        write lock, so positions are handed out in commit order)."""
+        db.execute("UPDATE partition_heads SET head = head + ? WHERE part = ?", (n, part))
+        (head,) = db.execute("SELECT head FROM partition_heads WHERE part = ?", (part,)).fetchone()
+        positions = tuple(range(head - n + 1, head + 1))
+        db.executemany(
+            "INSERT INTO partition_log (part, position, event_rowid) VALUES (?, ?, ?)",
+            [(part, p, end - n + 1 + i) for i, p in enumerate(positions)],
+        )
+        return positions
 
     def _append_one(
         self, stream_id: str, e: PendingEvent, expected: ExpectedVersion, placement: Placement
@@ -724,17 +819,21 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         self._wakeup.notify()
         return AppendResult(row[0], (row[1],))
 
-    @staticmethod
-    def _stored(db: sqlite3.Connection, events: Sequence[PendingEvent]) -> list[EventRecord]:
+    def _stored(self, db: sqlite3.Connection, events: Sequence[PendingEvent]) -> list[EventRecord]:
         ids = [_uuid_blob(e.event_id) for e in events]
         found: list[EventRecord] = []
+        partitioned = self.log_partitions > 1
+        select = (
+            f"SELECT {_P_COLUMNS} FROM {_P_FROM} WHERE e."
+            if partitioned
+            else (f"SELECT {_COLUMNS} FROM events WHERE ")
+        )
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({','.join('?' * len(chunk))})",
-                chunk,
+                f"{select}event_id IN ({','.join('?' * len(chunk))})", chunk
             ).fetchall()
-            found.extend(_record(r) for r in rows)
+            found.extend((_p_record if partitioned else _record)(r) for r in rows)
         return found
 
     def read_stream(
@@ -755,8 +854,14 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
                 if deleted[1]:
                     raise StreamDeleted(stream_id)
                 from_version = max(from_version, deleted[0] + 1)
+            partitioned = self.log_partitions > 1
+            source = (
+                f"SELECT {_P_COLUMNS} FROM {_P_FROM} WHERE e."
+                if partitioned
+                else (f"SELECT {_COLUMNS} FROM events WHERE ")
+            )
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
+                f"{source}stream_id = ? AND version >= ? "
                 f"AND version <= ? ORDER BY version {'DESC' if backwards else 'ASC'} LIMIT ?",
                 (
                     stream_id,
@@ -766,9 +871,51 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
                 ),
             ).fetchall()
             db.execute("COMMIT")
-        return [_record(r) for r in rows]
+        return [(_p_record if partitioned else _record)(r) for r in rows]
+
+    def read_partition(self, partition: int, after: int, limit: int, where: LogFilter) -> LogPage:
+        sql = [
+            f"SELECT {_P_COLUMNS} FROM {_P_FROM} WHERE l.part = ? AND l.position > ? "
+            "AND l.position <= ?"
+        ]
+        params: list[Any] = [partition, after]
+        if where.types is not None:
+            sql.append(f"AND e.type IN ({','.join('?' * len(where.types))})")
+            params.extend(where.types)
+        if where.category is not None:
+            sql.append("AND e.category = ?")
+            params.append(where.category)
+        if where.stream_prefix is not None:
+            sql.append("AND substr(e.stream_id, 1, ?) = ?")
+            params.extend((len(where.stream_prefix), where.stream_prefix))
+        if where.stream_id is not None:
+            sql.append("AND e.stream_id = ?")
+            params.append(where.stream_id)
+        if where.partition is not None:
+            sql.append("AND e.partition_hash % ? = ?")
+            params.extend((where.partition[1], where.partition[0]))
+        sql.append("ORDER BY l.position LIMIT ?")
+        with self._read() as db:
+            db.execute("BEGIN")
+            (head,) = db.execute(
+                "SELECT head FROM partition_heads WHERE part = ?", (partition,)
+            ).fetchone()
+            params.insert(2, head)
+            rows = db.execute(" ".join(sql), [*params, limit]).fetchall()
+            db.execute("COMMIT")
+        events = [_p_record(r) for r in rows]
+        return LogPage(events, events[-1].position if len(events) == limit else head)
+
+    def partition_heads(self) -> list[int]:
+        if self.log_partitions == 1:
+            return [self.head_position()]
+        with self._read() as db:
+            rows = db.execute("SELECT head FROM partition_heads ORDER BY part").fetchall()
+        return [int(r[0]) for r in rows]
 
     def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
+        if self.log_partitions > 1:
+            raise InvalidInput("a store of several log partitions is read one partition at a time")
         sql = [f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ?"]
         params: list[Any] = [after]
         if where.types is not None:
@@ -796,8 +943,9 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
         events = [_record(r) for r in rows]
         return LogPage(events, events[-1].position if len(events) == limit else head)
 
-    @staticmethod
-    def _head(db: sqlite3.Connection) -> int:
+    def _head(self, db: sqlite3.Connection) -> int:
+        if self.log_partitions > 1:  # the sum of the partition heads (see PartitionedLog)
+            return int(db.execute("SELECT sum(head) FROM partition_heads").fetchone()[0])
         row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         return 0 if row is None else int(row[0])
 
@@ -854,6 +1002,12 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
                 raise StreamNotFound(stream_id)
             db.execute("DELETE FROM snapshots WHERE stream_id = ?", (stream_id,))
             if hard:
+                if self.log_partitions > 1:
+                    db.execute(
+                        "DELETE FROM partition_log WHERE event_rowid IN "
+                        "(SELECT position FROM events WHERE stream_id = ?)",
+                        (stream_id,),
+                    )
                 db.execute("DELETE FROM events WHERE stream_id = ?", (stream_id,))
             db.execute(
                 "INSERT OR REPLACE INTO deleted_streams (stream_id, last_version, tombstoned) "
@@ -997,8 +1151,8 @@ class SQLiteBackend(EventLog, SnapshotStore, TransactionalCheckpoints, DeadLette
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            conns, self._all, self._idle = self._all, [], []
-        for db in conns:
+            conns, self._all, self._idle = self._idle, [], []
+        for db in conns:  # connections in use are closed when their user gives them back
             db.close()
             if db.gate >= 0:
                 os.close(db.gate)
@@ -1053,14 +1207,17 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
 
 
 def open_backend(url: str, **options: Any) -> SQLiteBackend:
-    """Open ``sqlite:///path.db``; options ``synchronous``, ``busy_timeout``, ``group_commit``."""
+    """Open ``sqlite:///path.db``; options ``synchronous``, ``busy_timeout``, ``group_commit``
+    and ``partitions`` (the number of log partitions of a new store)."""
     path, query = parse_url(url)
     merged: dict[str, Any] = {**query, **options}
-    unknown = set(merged) - {"synchronous", "busy_timeout", "group_commit"}
+    unknown = set(merged) - {"synchronous", "busy_timeout", "group_commit", "partitions"}
     if unknown:
         raise InvalidInput(
-            f"unknown SQLite options {sorted(unknown)}; use synchronous, busy_timeout, group_commit"
+            f"unknown SQLite options {sorted(unknown)}; use synchronous, busy_timeout, "
+            "group_commit, partitions"
         )
+    merged["partitions"] = partitions_option(merged.get("partitions"))
     if "busy_timeout" in merged:
         try:
             merged["busy_timeout"] = float(merged["busy_timeout"])

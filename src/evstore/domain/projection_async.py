@@ -91,7 +91,16 @@ class AsyncProjection(AsyncLogFollower):
             raise InvalidInput(f"retry_delay must be a number >= 0, got {retry_delay!r}")
         if exactly_once not in (None, True, False):
             raise InvalidInput(f"exactly_once must be None, True or False, got {exactly_once!r}")
-        super().__init__(store.reader(**filters), check.positive_int(batch_size, "batch_size"))
+        reader = store.reader(**filters)
+        if reader.count > 1:
+            # Not built yet: a projection keeps one checkpoint (and its dead letters are
+            # keyed by position), which a store of several log partitions does not have.
+            raise InvalidInput(
+                f"projection {name!r}: this store has {reader.count} log partitions; "
+                "projections run on stores of one partition only (so far) - use "
+                "store.subscribe(..., name=..., partition=(i, n)) to follow the partitions"
+            )
+        super().__init__(reader, check.positive_int(batch_size, "batch_size"))
         self._name = check.stream_id(name)
         self._checkpoint = store.checkpoint_name(name)
         self._handler = handler

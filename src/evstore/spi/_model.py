@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from evstore._types import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, ExpectedVersion
-from evstore.errors import ConcurrencyError, DuplicateEventId
+from evstore.errors import ConcurrencyError, DuplicateEventId, InvalidInput
 
 UNREADABLE: datetime = datetime.min.replace(tzinfo=UTC)
 """Stands, by identity, for a stored timestamp a backend cannot turn into a ``datetime``.
@@ -63,6 +63,7 @@ class EventRecord(NamedTuple):
     schema_version: int
     occurred_at: datetime
     recorded_at: datetime
+    partition: int = 0  # the log partition; ``position`` counts within it
 
 
 class SnapshotRecord(NamedTuple):
@@ -111,11 +112,36 @@ class Placement:
 
     Computed above the interface once per append and stored with every event, so that
     backends can filter the global log by category and partition without parsing ids.
+    ``log_partition`` is ``partition_hash % P`` in a store of ``P`` log partitions: the
+    log whose positions the append takes (always 0 when ``P == 1``).
     """
 
     category: str
     partition_key: str
     partition_hash: int
+    log_partition: int = 0
+
+
+MAX_PARTITIONS = 1024
+
+
+def partitions_option(value: object) -> int | None:
+    """The ``partitions`` option of a backend: None (keep the store's) or ``1..1024``.
+
+    A string (from a URL query) is read as a decimal int; anything else is ``InvalidInput``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise InvalidInput(f"partitions must be an int, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"partitions must be an int, got {value!r}")
+    if not 1 <= value <= MAX_PARTITIONS:
+        raise InvalidInput(f"partitions must be between 1 and {MAX_PARTITIONS}, got {value}")
+    return value
 
 
 def stable_hash(key: str) -> int:
@@ -217,4 +243,6 @@ def replayed_result(
     if expected is NO_STREAM and first.version != 1:
         raise DuplicateEventId(first.event_id, f"at version {first.version}, not 1")
     ordered = [by_id[e.event_id] for e in events]
-    return AppendResult(ordered[-1].version, tuple(r.position for r in ordered))
+    return AppendResult(
+        ordered[-1].version, tuple(r.position for r in ordered), ordered[-1].partition
+    )

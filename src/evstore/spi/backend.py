@@ -14,6 +14,8 @@ protocol of its own and each with its own contract class in :mod:`evstore.testin
   with its checkpoint (``TransactionalCheckpointsContract``);
 - :class:`DeadLetterStore`: events a projection gave up on (``DeadLetterStoreContract``);
 - :class:`Operations`: listings and counts for operators (``OperationsContract``).
+- :class:`PartitionedLog`, optional: ``P > 1`` log partitions, each a log with positions
+  of its own (the whole contract run with ``partitions=16``).
 
 A backend class names the tiers it implements among its bases (so mypy checks every
 method against its tier); :class:`Backend` is the union the store needs, and
@@ -45,6 +47,7 @@ __all__ = [
     "DeadLetterStore",
     "EventLog",
     "Operations",
+    "PartitionedLog",
     "SnapshotStore",
     "TransactionalBackend",
     "TransactionalCheckpoints",
@@ -233,6 +236,36 @@ class Operations(Protocol):
 
         A backend may add keys of its own (PostgreSQL reports its position gaps).
         """
+        ...
+
+
+class PartitionedLog(Protocol):
+    """Optional: a log of ``P > 1`` partitions, each gap-free and totally ordered.
+
+    A backend that takes the option ``partitions=P`` records ``P`` in the store when it
+    creates it and refuses (``InvalidInput``) to open a store created with another ``P``;
+    without the option it opens a store with the ``P`` it was created with (1 for a new
+    one). ``log_partitions`` is that ``P``; the store reads it with
+    ``getattr(backend, "log_partitions", 1)``, so a backend without this tier has one log.
+
+    With ``P > 1``: ``append`` stores the events in partition ``placement.log_partition``
+    and returns positions of that partition (``AppendResult.partition`` set); every
+    :class:`~evstore.spi._model.EventRecord` carries its ``partition`` and its position in
+    it (also from ``read_stream``); ``head_position()`` is the SUM of the partition heads
+    (it only grows, so ``wait_for_events(after)`` waits for that sum to pass ``after``);
+    the store never calls ``read_all`` (a backend may raise ``InvalidInput`` there).
+    """
+
+    log_partitions: int
+
+    def read_partition(
+        self, partition: int, after: int, limit: int, where: LogFilter
+    ) -> LogPage:
+        """Up to ``limit`` events of log ``partition`` with position > ``after``, in order."""
+        ...
+
+    def partition_heads(self) -> list[int]:
+        """The newest visible position of every partition (0 for an empty one)."""
         ...
 
 

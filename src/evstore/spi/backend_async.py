@@ -12,6 +12,8 @@ protocol of its own and each with its own contract class in :mod:`evstore.testin
   with its checkpoint (``TransactionalCheckpointsContract``);
 - :class:`AsyncDeadLetterStore`: events a projection gave up on (``DeadLetterStoreContract``);
 - :class:`AsyncOperations`: listings and counts for operators (``OperationsContract``).
+- :class:`AsyncPartitionedLog`, optional: ``P > 1`` log partitions, each a log with positions
+  of its own (the whole contract run with ``partitions=16``).
 
 A backend class names the tiers it implements among its bases (so mypy checks every
 method against its tier); :class:`AsyncBackend` is the union the store needs, and
@@ -43,6 +45,7 @@ __all__ = [
     "AsyncDeadLetterStore",
     "AsyncEventLog",
     "AsyncOperations",
+    "AsyncPartitionedLog",
     "AsyncSnapshotStore",
     "AsyncTransactionalBackend",
     "AsyncTransactionalCheckpoints",
@@ -231,6 +234,36 @@ class AsyncOperations(Protocol):
 
         A backend may add keys of its own (PostgreSQL reports its position gaps).
         """
+        ...
+
+
+class AsyncPartitionedLog(Protocol):
+    """Optional: a log of ``P > 1`` partitions, each gap-free and totally ordered.
+
+    A backend that takes the option ``partitions=P`` records ``P`` in the store when it
+    creates it and refuses (``InvalidInput``) to open a store created with another ``P``;
+    without the option it opens a store with the ``P`` it was created with (1 for a new
+    one). ``log_partitions`` is that ``P``; the store reads it with
+    ``getattr(backend, "log_partitions", 1)``, so a backend without this tier has one log.
+
+    With ``P > 1``: ``append`` stores the events in partition ``placement.log_partition``
+    and returns positions of that partition (``AppendResult.partition`` set); every
+    :class:`~evstore.spi._model.EventRecord` carries its ``partition`` and its position in
+    it (also from ``read_stream``); ``head_position()`` is the SUM of the partition heads
+    (it only grows, so ``wait_for_events(after)`` waits for that sum to pass ``after``);
+    the store never calls ``read_all`` (a backend may raise ``InvalidInput`` there).
+    """
+
+    log_partitions: int
+
+    async def read_partition(
+        self, partition: int, after: int, limit: int, where: LogFilter
+    ) -> LogPage:
+        """Up to ``limit`` events of log ``partition`` with position > ``after``, in order."""
+        ...
+
+    async def partition_heads(self) -> list[int]:
+        """The newest visible position of every partition (0 for an empty one)."""
         ...
 
 

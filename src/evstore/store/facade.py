@@ -9,6 +9,7 @@ payloads, pages long reads, and runs subscriptions. Backends only store rows.
 from __future__ import annotations
 
 from collections.abc import Iterator, Callable, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Literal, TypedDict, Unpack, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -21,6 +22,7 @@ from evstore._types import (
     STREAM_EXISTS,
     AppendResult,
     ExpectedVersion,
+    LogCursor,
     NewEvent,
     RecordedEvent,
     Snapshot,
@@ -142,7 +144,9 @@ class EventStore:
         self._partitioning = settings.partitioning
         self._tenant = settings.tenant
         self._prefix = settings.tenant_prefix
-        self._tenant_scan = (0, 0)  # (log read up to, tenant's newest position) - head_position
+        self._partitions = int(getattr(backend, "log_partitions", 1))
+        # per log partition: (log read up to, tenant's newest position) - head_position
+        self._tenant_scan = [(0, 0)] * self._partitions
         self._closed = False
 
     def __repr__(self) -> str:
@@ -171,6 +175,16 @@ class EventStore:
         return self._partitioning
 
     @property
+    def partitions(self) -> int:
+        """The store's number of log partitions ``P`` (fixed when the store was created).
+
+        A stream lives in partition ``partition_hash(partition key) % P``; each partition is
+        a gap-free, totally ordered log with positions of its own. Order holds within a
+        stream and within a partition, never across partitions.
+        """
+        return self._partitions
+
+    @property
     def tenant(self) -> str | None:
         """The tenant this store is limited to, or None."""
         return self._tenant
@@ -180,9 +194,15 @@ class EventStore:
         # (and of a key) falls in the same slot of subscribe(partition=(i, n)).
         strategy = self._partitioning
         if strategy is None:
-            return Placement(self.category_of(stream_id), stream_id, stable_hash(stream_id))
-        key = strategy.partition_key(stream_id)
-        return Placement(self.category_of(stream_id), key, strategy.partition_hash(key))
+            key, hashed = stream_id, stable_hash(stream_id)
+        else:
+            key = strategy.partition_key(stream_id)
+            hashed = strategy.partition_hash(key)
+        return Placement(self.category_of(stream_id), key, hashed, hashed % self._partitions)
+
+    def partition_of(self, stream_id: str) -> int:
+        """The log partition that holds (or will hold) the stream's events."""
+        return self._placement(self._stream(stream_id)).log_partition
 
     def _stream(self, stream_id: object) -> str:
         """A valid stream id that this store may use (its tenant's, when it has one)."""
@@ -305,36 +325,94 @@ class EventStore:
     # -- reading the global log ------------------------------------------------------------
 
     def reader(self, **filters: Unpack[LogFilterOptions]) -> AsyncLogReader:
-        """The log reader for these filters (what subscriptions and projections read with)."""
-        where = log_filter(dict(filters), self._prefix or None)
-        return AsyncLogReader(self._backend, where, self._poll_interval)
+        """The log reader for these filters (what subscriptions and projections read with).
+
+        ``partition=i`` reads log partition ``i`` alone (the same as ``(i, P)``);
+        ``partition=(i, n)`` the streams whose partition hash falls in slot ``i`` of ``n``:
+        with ``n`` dividing ``P`` these are exactly the log partitions ``j % n == i``, so
+        ``n`` consumers split the partitions among them (a consumer group).
+        """
+        options: dict[str, object] = dict(filters)
+        count = self._partitions
+        part = options.get("partition")
+        if isinstance(part, int) and not isinstance(part, bool):
+            if not 0 <= part < count:
+                raise InvalidInput(
+                    f"partition {part} does not exist: this store has {count} log "
+                    f"partition{'s' if count > 1 else ''} (0..{count - 1})"
+                )
+            options["partition"] = (part, count)
+        where = log_filter(options, self._prefix or None)
+        if count == 1:
+            return AsyncLogReader(self._backend, where, self._poll_interval)
+        parts = tuple(range(count))
+        if where.partition is not None:
+            i, n = where.partition
+            if count % n:
+                raise InvalidInput(
+                    f"partition=({i}, {n}): {n} consumers cannot split this store's {count} "
+                    f"log partitions evenly; use a divisor of {count}"
+                )
+            # hash % n == (hash % P) % n when n divides P: a slot is a set of partitions.
+            parts = tuple(j for j in parts if j % n == i)
+            where = replace(where, partition=None)
+        return AsyncLogReader(self._backend, where, self._poll_interval, count=count, parts=parts)
+
+    def _start(self, position: object, reader: AsyncLogReader) -> int | LogCursor:
+        """``from_position`` checked against the store's partitions: an int or a cursor."""
+        count = self._partitions
+        if isinstance(position, LogCursor):
+            if len(position) != count:
+                raise InvalidInput(
+                    f"from_position is a cursor of {len(position)} partitions; this store "
+                    f"has {count}"
+                )
+            return position
+        after = check.non_negative_int(position, "from_position")
+        if count > 1 and after and len(reader.parts) > 1:
+            raise InvalidInput(
+                f"this store has {count} log partitions, each with its own positions: pass "
+                "from_position as a LogCursor (or an int with partition=i)"
+            )
+        return after
 
     def read_all(
         self,
-        from_position: int = 0,
+        from_position: int | LogCursor = 0,
         *,
         limit: int | None = None,
         **filters: Unpack[LogFilterOptions],
     ) -> list[RecordedEvent]:
-        """Events of the global log with position > ``from_position``, in position order.
+        """Events of the log with position > ``from_position``, in position order.
 
         ``types`` keeps only those event types, ``category`` only streams of that category,
-        ``partition=(i, n)`` only streams whose stable hash falls in slot i of n.
+        ``partition=(i, n)`` only streams whose stable hash falls in slot i of n, and
+        ``partition=i`` only log partition ``i``. In a store of several log partitions the
+        events come partition by partition (each in its order: there is no order across
+        partitions) and ``from_position`` is a :class:`LogCursor` (0: the beginning);
+        ``cursor.advanced(event)`` moves a cursor past an event read.
         """
         return [event for event in self.iter_all(from_position, limit=limit, **filters)]
 
     def iter_all(
         self,
-        from_position: int = 0,
+        from_position: int | LogCursor = 0,
         *,
         limit: int | None = None,
         **filters: Unpack[LogFilterOptions],
     ) -> Iterator[RecordedEvent]:
         """Like :meth:`read_all`, read in pages with bounded memory."""
-        after = check.non_negative_int(from_position, "from_position")
+        reader = self.reader(**filters)
+        start = self._start(from_position, reader)
         remaining = check.optional_positive_int(limit, "limit")
-        for record in self.reader(**filters).records(after, remaining, self._page_size):
-            yield record_to_event(record)
+        for j in reader.parts:
+            after = start[j] if isinstance(start, LogCursor) else start
+            for record in reader.records(after, remaining, self._page_size, j):
+                yield record_to_event(record)
+                if remaining is not None:
+                    remaining -= 1
+            if remaining == 0:
+                return
 
     def head_position(self) -> int:
         """The position of the newest event in the global log (0 when empty).
@@ -342,13 +420,27 @@ class EventStore:
         A tenant's store answers for its tenant: the position of the newest event of its
         streams (0 when it has none). It finds it by reading the tenant's part of the log
         once, then only what was appended since (per store object).
+
+        A store of several log partitions has a head per partition (:meth:`head`, a
+        cursor); there this is their sum: how many positions were handed out, which grows
+        with every append and never shrinks.
         """
         if not self._prefix:
             return self._backend.head_position()
-        after, head = self._tenant_scan
-        where = log_filter({}, self._prefix)
+        return sum((self.head()).positions)
+
+    def _tenant_head(self, partition: int) -> int:
+        """The newest position of this tenant's streams in ``partition``."""
+        after, head = self._tenant_scan[partition]
+        reader = AsyncLogReader(
+            self._backend,
+            log_filter({}, self._prefix),
+            self._poll_interval,
+            count=self._partitions,
+            parts=(partition,),
+        )
         while True:
-            page = self._backend.read_all(after, self._page_size, where)
+            page = reader.read(after, self._page_size, partition)
             if page.events:
                 head = page.events[-1].position
             following = max(after, page.scanned_to)
@@ -356,8 +448,17 @@ class EventStore:
             after = following
             if done:
                 break
-        self._tenant_scan = (after, head)
+        self._tenant_scan[partition] = (after, head)
         return head
+
+    def head(self) -> LogCursor:
+        """The newest position of every log partition, as a cursor (a tenant's store: of
+        its tenant's streams)."""
+        if self._prefix:
+            return LogCursor(
+                tuple([self._tenant_head(j) for j in range(self._partitions)])
+            )
+        return LogCursor(tuple(self.reader().heads()))
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -412,7 +513,7 @@ class EventStore:
         self,
         handler: Callable[[RecordedEvent], Any] | None = None,
         *,
-        from_position: int | Literal["end"] = 0,
+        from_position: int | LogCursor | Literal["end"] = 0,
         name: str | None = None,
         batch_size: int = 100,
         **filters: Unpack[LogFilterOptions],
@@ -429,17 +530,23 @@ class EventStore:
         store.subscribe(...)`` gets the same events in the same order; an event counts as
         handled (and checkpointed) when the loop asks for the next one, and leaving the
         loop stops the subscription.
+
+        In a store of several log partitions the subscription reads every partition (or,
+        with ``partition=(i, n)``, member ``i``'s share of a group of ``n``), each in its
+        order, with a checkpoint per partition; ``from_position`` is a :class:`LogCursor`.
         """
         if handler is not None and not callable(handler):
             raise InvalidInput("handler must be callable")
+        reader = self.reader(**filters)
+        start: int | LogCursor | Literal["end"] = "end"
         if from_position != "end":
-            check.non_negative_int(from_position, "from_position")
+            start = self._start(from_position, reader)
         if name is not None:
             name = self.checkpoint_name(name)
         subscription = Subscription(
-            self.reader(**filters),
+            reader,
             handler,
-            from_position=from_position,
+            from_position=start,
             name=name,
             batch_size=check.positive_int(batch_size, "batch_size"),
         )

@@ -21,13 +21,15 @@ class LogFilterOptions(TypedDict, total=False):
 
     ``types``: one event type or several; ``category``: streams of that category (the
     stream id before the store's category separator); ``partition=(i, n)``: streams whose
-    stable hash falls in slot ``i`` of ``n``; ``stream_id``: the events of that one stream
-    (e.g. one aggregate), in the log's order.
+    stable hash falls in slot ``i`` of ``n`` - in a store of ``P`` log partitions with ``n``
+    dividing ``P``, the log partitions ``j % n == i`` (member ``i`` of a consumer group of
+    ``n``); ``partition=i``: log partition ``i`` alone (the same as ``(i, P)``);
+    ``stream_id``: the events of that one stream (e.g. one aggregate), in the log's order.
     """
 
     types: Sequence[str] | str | None
     category: str | None
-    partition: tuple[int, int] | None
+    partition: tuple[int, int] | int | None
     stream_id: str | None
 
 

@@ -10,6 +10,11 @@ position, and when it has read everything it waits for the backend to say the he
 have moved (an in-process wake-up, a notification, or a poll). The hand-over from
 catch-up to live is therefore not a switch between mechanisms and cannot lose or repeat
 an event: both phases are the same ordered read ``position > last``.
+
+A store of ``P > 1`` log partitions is the same, once per partition: a reader reads the
+partitions in ``parts`` (all of them, or one consumer's share), each from its own position,
+and a follower's state is a vector of per-partition positions (a
+:class:`~evstore._types.LogCursor`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from evstore import _aio
+from evstore._types import LogCursor
+from evstore.errors import InvalidInput
 from evstore.spi._model import EventRecord, LogFilter, LogPage
 from evstore.spi.backend_async import AsyncBackend
 
@@ -35,14 +42,30 @@ class AsyncLogReader:
     filter skipped are never read again.
     """
 
-    def __init__(self, backend: AsyncBackend, where: LogFilter, poll_interval: float) -> None:
+    def __init__(
+        self,
+        backend: AsyncBackend,
+        where: LogFilter,
+        poll_interval: float,
+        *,
+        count: int = 1,
+        parts: tuple[int, ...] = (0,),
+    ) -> None:
         self.backend = backend
         self.where = where
         self.poll_interval = poll_interval
+        self.count = count
+        """The store's number of log partitions ``P``."""
+        self.parts = parts
+        """The log partitions this reader reads (``(0,)`` when ``P == 1``)."""
 
-    async def read(self, after: int, limit: int) -> LogPage:
-        """Up to ``limit`` wanted events with position > ``after``."""
-        return await self.backend.read_all(after, limit, self.where)
+    async def read(self, after: int, limit: int, partition: int = 0) -> LogPage:
+        """Up to ``limit`` wanted events of ``partition`` with position > ``after``."""
+        if self.count == 1:
+            return await self.backend.read_all(after, limit, self.where)
+        read = self.backend.read_partition  # type: ignore[attr-defined]
+        page: LogPage = await read(partition, after, limit, self.where)
+        return page
 
     @staticmethod
     def next_position(after: int, page: LogPage) -> int:
@@ -50,13 +73,13 @@ class AsyncLogReader:
         return max(after, page.scanned_to)
 
     async def records(
-        self, after: int, limit: int | None, page_size: int
+        self, after: int, limit: int | None, page_size: int, partition: int = 0
     ) -> AsyncIterator[EventRecord]:
-        """Every wanted event after ``after`` (at most ``limit``), read in pages."""
+        """Every wanted event of ``partition`` after ``after`` (at most ``limit``), in pages."""
         remaining = limit
         while remaining is None or remaining > 0:
             size = page_size if remaining is None else min(remaining, page_size)
-            page = await self.read(after, size)
+            page = await self.read(after, size, partition)
             for record in page.events:
                 yield record
             if remaining is not None:
@@ -67,8 +90,15 @@ class AsyncLogReader:
             after = following
 
     async def head(self) -> int:
-        """The newest position readers can see."""
+        """The newest position readers can see (with ``P > 1``: the sum over partitions)."""
         return await self.backend.head_position()
+
+    async def heads(self) -> list[int]:
+        """The newest visible position of every partition."""
+        if self.count == 1:
+            return [await self.backend.head_position()]
+        heads: list[int] = await self.backend.partition_heads()  # type: ignore[attr-defined]
+        return heads
 
     async def wait(self, after: int) -> None:
         """Return once the head may be past ``after``, or after the poll interval."""
@@ -86,8 +116,8 @@ class AsyncLogFollower:
         self._reader = reader
         self._backend = reader.backend
         self._batch_size = batch_size
-        self._position = 0
-        self._head = 0
+        self._cursor = [0] * reader.count  # per partition; [position] when P == 1
+        self._heads = [0] * reader.count
         self._stopping = _aio.Event()
         self._caught_up = _aio.Event()
         self._progress = _aio.Event()
@@ -96,14 +126,43 @@ class AsyncLogFollower:
         """The exception that stopped the follower, if any."""
 
     @property
+    def _position(self) -> int:
+        return self._cursor[0]
+
+    @_position.setter
+    def _position(self, value: int) -> None:
+        self._cursor[0] = value
+
+    @property
+    def _head(self) -> int:
+        return self._heads[0]
+
+    @_head.setter
+    def _head(self, value: int) -> None:
+        self._heads[0] = value
+
+    @property
     def position(self) -> int:
-        """The position up to which the log has been handled (or skipped by the filter)."""
-        return self._position
+        """The position up to which the log has been handled (or skipped by the filter).
+
+        A store of several log partitions has a position per partition: use ``cursor``.
+        """
+        if self._reader.count > 1:
+            raise InvalidInput(
+                f"this store has {self._reader.count} log partitions, each with its own "
+                "positions: read .cursor"
+            )
+        return self._cursor[0]
+
+    @property
+    def cursor(self) -> LogCursor:
+        """Per partition, the position up to which the log has been handled."""
+        return LogCursor(tuple(self._cursor))
 
     @property
     def lag(self) -> int:
-        """How many positions this follower is behind the head it last saw."""
-        return max(0, self._head - self._position)
+        """How many positions this follower is behind the heads it last saw."""
+        return sum(max(0, self._heads[j] - self._cursor[j]) for j in self._reader.parts)
 
     @property
     def running(self) -> bool:
@@ -141,9 +200,34 @@ class AsyncLogFollower:
         progress.set()
 
     async def _wait_for_more(self) -> None:
-        self._head = await self._reader.head()
-        if self._head <= self._position:
-            await self._reader.wait(self._position)
+        if self._reader.count == 1:
+            self._head = await self._reader.head()
+            if self._head <= self._position:
+                await self._reader.wait(self._position)
+            return
+        self._heads = await self._reader.heads()
+        if all(self._heads[j] <= self._cursor[j] for j in self._reader.parts):
+            # The backend's head_position() is the sum of the partition heads.
+            await self._reader.wait(sum(self._heads))
+
+    def _target(self, position: int | LogCursor) -> LogCursor:
+        """``position`` as a cursor of this follower's store (``InvalidInput`` if it is not)."""
+        count = self._reader.count
+        if isinstance(position, LogCursor):
+            if len(position) != count:
+                raise InvalidInput(
+                    f"a cursor of {len(position)} partitions does not fit this store of {count}"
+                )
+            return position
+        if count > 1 or isinstance(position, bool) or not isinstance(position, int):
+            raise InvalidInput(
+                f"wait for a LogCursor (such as store.head()) in a store of {count} log "
+                f"partitions, got {position!r}"
+            )
+        return LogCursor((position,))
+
+    def _reached(self, target: LogCursor) -> bool:
+        return all(self._cursor[j] >= target[j] for j in self._reader.parts)
 
     async def wait_caught_up(self, timeout: float | None = None) -> bool:
         """Wait until everything stored when it started has been handled; return whether
@@ -154,22 +238,24 @@ class AsyncLogFollower:
         """
         return await self._caught_up.wait(timeout)
 
-    async def wait_until(self, position: int, timeout: float | None = None) -> bool:
+    async def wait_until(self, position: int | LogCursor, timeout: float | None = None) -> bool:
         """Wait until the log up to ``position`` has been handled (or skipped by the
         filter); return whether it was: False when ``timeout`` seconds passed first or the
         follower was stopped before. The error that stopped it, if any, is raised.
 
         ``sub.wait_until(store.append(...).positions[-1])`` waits for one's own write;
-        ``sub.wait_until(store.head_position())`` for everything stored so far.
+        ``sub.wait_until(store.head())`` for everything stored so far (in a store of several
+        log partitions ``position`` is a cursor; only this follower's partitions count).
         """
+        target = self._target(position)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._position < position:
+        while not self._reached(target):
             progress = self._progress
             if self.error is not None:
                 raise self.error
             if not self.running:
-                return self._position >= position
-            if self._position >= position:
+                return self._reached(target)
+            if self._reached(target):
                 break
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:

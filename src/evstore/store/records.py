@@ -26,6 +26,7 @@ assert [f.name for f in fields(RecordedEvent)] == list(EventRecord._fields)
     _set_schema_version,
     _set_occurred_at,
     _set_recorded_at,
+    _set_partition,
 ) = (getattr(RecordedEvent, name).__set__ for name in EventRecord._fields)
 
 
@@ -42,7 +43,7 @@ def record_to_event(record: EventRecord) -> RecordedEvent:
         schema_version,
         occurred_at,
         recorded_at,
-    ) = record
+    ) = record[:10]
     event = _new(RecordedEvent)
     try:
         if occurred_at is UNREADABLE or recorded_at is UNREADABLE:
@@ -63,4 +64,6 @@ def record_to_event(record: EventRecord) -> RecordedEvent:
     _set_schema_version(event, schema_version)
     _set_occurred_at(event, occurred_at)
     _set_recorded_at(event, recorded_at)
+    # A backend written before partitions may build 10-field rows (tuple.__new__).
+    _set_partition(event, record[10] if len(record) > 10 else 0)
     return event

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, Literal, Self
 
 from evstore import _aio
-from evstore._types import RecordedEvent
+from evstore._types import LogCursor, RecordedEvent
 from evstore.errors import InvalidInput
 from evstore.store.reader_async import AsyncLogFollower, AsyncLogReader
 from evstore.store.records import record_to_event
@@ -37,7 +37,7 @@ class AsyncSubscription(AsyncLogFollower):
         reader: AsyncLogReader,
         handler: Callable[[RecordedEvent], Any] | None,
         *,
-        from_position: int | Literal["end"],
+        from_position: int | LogCursor | Literal["end"],
         name: str | None,
         batch_size: int,
     ) -> None:
@@ -55,7 +55,7 @@ class AsyncSubscription(AsyncLogFollower):
         state = "running" if self.running else "stopped" if self._started else "not started"
         return (
             f"<{type(self).__name__} {self._name or '(anonymous)'} at position "
-            f"{self._position}, {state}>"
+            f"{self.cursor if self._reader.count > 1 else self._position}, {state}>"
         )
 
     @property
@@ -63,38 +63,57 @@ class AsyncSubscription(AsyncLogFollower):
         """The durable name, or None for an anonymous subscription."""
         return self._name
 
+    def _checkpoint(self, partition: int) -> str:
+        """The stored name of this subscription's checkpoint of ``partition``: its name
+        when the store has one partition, else ``name#partition`` (one per partition)."""
+        assert self._name is not None
+        return self._name if self._reader.count == 1 else f"{self._name}#{partition}"
+
     async def start(self) -> None:
         """Resolve the start position and begin delivering in the background (once)."""
         if self._started:
             return
         self._started = True
-        backend = self._backend
-        stored = await backend.get_checkpoint(self._name) if self._name else None
-        if stored is not None:
-            self._position = stored
-        elif self._from == "end":
-            self._position = await backend.head_position()
-        else:
-            self._position = self._from
-        self._head = await backend.head_position()
+        reader = self._reader
+        self._heads = await reader.heads()
+        start = self._from
+        for j in reader.parts:
+            stored = await self._backend.get_checkpoint(self._checkpoint(j)) if self._name else None
+            if stored is not None:
+                self._cursor[j] = stored
+            elif start == "end":
+                self._cursor[j] = self._heads[j]
+            elif isinstance(start, LogCursor):
+                self._cursor[j] = start[j]
+            else:
+                self._cursor[j] = start
         self._launch(f"evstore-subscription-{self._name or ''}")
 
     async def _step(self) -> bool:
-        page = await self._reader.read(self._position, self._batch_size)
-        start = self._position
+        exhausted = True
+        for j in self._reader.parts:
+            if self._stopping.is_set():
+                return False
+            exhausted = await self._step_partition(j) and exhausted
+        return exhausted
+
+    async def _step_partition(self, j: int) -> bool:
+        """Handle one page of partition ``j``; return whether the partition is exhausted."""
+        page = await self._reader.read(self._cursor[j], self._batch_size, j)
+        start = self._cursor[j]
         try:
             for record in page.events:
                 if self._stopping.is_set():
                     break
                 if not await self._deliver(record_to_event(record)):
                     break
-                self._position = record.position
+                self._cursor[j] = record.position
             else:
-                self._position = self._reader.next_position(self._position, page)
+                self._cursor[j] = self._reader.next_position(self._cursor[j], page)
         finally:
-            if self._name and self._position > start:
-                await self._backend.set_checkpoint(self._name, self._position)
-        self._head = max(self._head, page.scanned_to)
+            if self._name and self._cursor[j] > start:
+                await self._backend.set_checkpoint(self._checkpoint(j), self._cursor[j])
+        self._heads[j] = max(self._heads[j], page.scanned_to)
         return len(page.events) < self._batch_size
 
     async def _deliver(self, event: RecordedEvent) -> bool:

@@ -20,7 +20,7 @@ from evstore.errors import (
     StreamNotFound,
 )
 from evstore.spi import check_expected
-from evstore.testing._base import ContractBase, batch, new, unique
+from evstore.testing._base import ContractBase, batch, neighbour, new, unique
 
 # Stream states, each built by a recipe: ("append", n events) or ("delete",) (soft).
 STREAM_STATES: dict[str, list[tuple[Any, ...]]] = {
@@ -181,11 +181,16 @@ class AppendContract(ContractBase):
         assert [e.data.get("writer") for e in store.get_events(sid)] == [None, "first"]
 
     def test_positions_increase_across_streams(self, store: evstore.EventStore) -> None:
-        a, b = unique(), unique()
+        a = unique()
+        b = neighbour(store, a)  # positions are ordered within a log partition
         p1 = store.append(a, batch(2)).positions
         p2 = store.append(b, batch(2)).positions
         p3 = store.append(a, batch(1)).positions
         assert list(p1 + p2 + p3) == sorted(set(p1 + p2 + p3))
+        sid = unique()
+        other = store.append(sid, batch(1))
+        assert 0 <= other.partition == store.partition_of(sid) < store.partitions
+        assert [e.partition for e in store.get_events(sid)] == [other.partition]
 
     def test_recorded_event_carries_every_field(self, store: evstore.EventStore) -> None:
         sid = unique()

@@ -11,7 +11,7 @@ import pytest
 
 import evstore
 from evstore import NO_STREAM, Snapshot
-from evstore.testing._base import ContractBase, batch, new, unique
+from evstore.testing._base import ContractBase, batch, new, per_partition, unique
 from evstore.testing._faces import Face, SyncOverAsync
 from evstore.testing._factory import StoreFactory
 
@@ -100,18 +100,19 @@ class AsyncContract(ContractBase):
     ) -> None:
         async def body(store: evstore.AsyncEventStore) -> None:
             await store.append(unique(), batch(5))
-            seen: list[int] = []
+            seen: list[evstore.RecordedEvent] = []
 
             async def handler(event: evstore.RecordedEvent) -> None:
                 await asyncio.sleep(0)
-                seen.append(event.position)
+                seen.append(event)
 
             async with await store.subscribe(handler, name="async-sub", batch_size=2) as sub:
                 await _until(lambda: len(seen) == 5)
-                await store.append(unique(), batch(3))
+                last = await store.append(unique(), batch(3))
                 await _until(lambda: len(seen) == 8)
-                assert sub.position == seen[-1]
-            assert seen == [e.position for e in await store.read_all()]
+                assert sub.cursor[last.partition] == last.last_position == seen[-1].position
+                assert sub.cursor == await store.head()
+            assert per_partition(seen) == per_partition(await store.read_all())
             assert not sub.running
 
         _run(store_factory, body)
@@ -129,7 +130,8 @@ class AsyncContract(ContractBase):
             sub = await store.subscribe(handler)
             with pytest.raises(KeyError):
                 await sub
-            assert sub.position == (await store.read_all())[0].position
+            first = (await store.read_all())[0]
+            assert sub.cursor[first.partition] == first.position
 
         _run(store_factory, body)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +27,38 @@ def batch(n: int, type_: str = "Tested", **data: Any) -> list[evstore.NewEvent]:
 def unique(prefix: str = "s") -> str:
     """A stream id no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def per_partition(events: Iterable[evstore.RecordedEvent]) -> dict[int, list[int]]:
+    """The positions of ``events`` per log partition, in the order given.
+
+    Order is only defined within a partition: two deliveries of a log are the same when
+    this is the same (one key, 0, in a store of one partition).
+    """
+    out: dict[int, list[int]] = {}
+    for e in events:
+        out.setdefault(e.partition, []).append(e.position)
+    return out
+
+
+def after(
+    store: evstore.EventStore, result: evstore.AppendResult, index: int
+) -> int | evstore.LogCursor:
+    """A ``from_position`` just after ``result.positions[index]``: that position in a store
+    of one partition, else a cursor at the start of every partition but the result's."""
+    if store.partitions == 1:
+        return result.positions[index]
+    return evstore.LogCursor.start(store.partitions).moved(
+        result.partition, result.positions[index]
+    )
+
+
+def neighbour(store: evstore.EventStore, stream_id: str, prefix: str = "s") -> str:
+    """A new stream id in the same log partition as ``stream_id`` (any id when P == 1)."""
+    while True:
+        candidate = unique(prefix)
+        if store.partition_of(candidate) == store.partition_of(stream_id):
+            return candidate
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -14,6 +14,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 import evstore
 from evstore.testing._base import ContractBase, unique
 from evstore.testing._factory import StoreFactory
@@ -73,6 +75,11 @@ class ProjectionContract(ContractBase):
     def test_instances_racing_live_writers_lose_and_repeat_no_event(
         self, store_factory: StoreFactory
     ) -> None:
+        with store_factory.connect() as probe:
+            if probe.partitions > 1:
+                # Not built yet: Projection refuses a store of several log partitions
+                # (see test_projection_refuses_several_log_partitions).
+                pytest.skip("Projection over several log partitions is not built yet")
         name = unique("twins")
         model = ReadModel(store_factory, name.replace("-", "_"))
         wanted: list[int] = []  # positions of the events the projection must apply
@@ -135,3 +142,10 @@ class ProjectionContract(ContractBase):
         finally:
             for s in stores:
                 s.close()
+
+    def test_projection_refuses_several_log_partitions(self, store: evstore.EventStore) -> None:
+        if store.partitions == 1:
+            assert evstore.Projection(store, unique("p"), lambda e, tx: None).name
+            return
+        with pytest.raises(evstore.InvalidInput, match="log partitions"):
+            evstore.Projection(store, unique("p"), lambda e, tx: None)

@@ -9,7 +9,7 @@ import pytest
 import evstore
 from evstore import NO_STREAM, Snapshot
 from evstore.errors import ConcurrencyError, InvalidInput, StreamDeleted, StreamNotFound
-from evstore.testing._base import ContractBase, batch, new, unique
+from evstore.testing._base import ContractBase, batch, neighbour, new, per_partition, unique
 from evstore.testing._faces import Face
 
 
@@ -70,15 +70,33 @@ class GlobalLogContract(ContractBase):
 
     def test_read_all_is_strictly_after_position_in_order(self, store: evstore.EventStore) -> None:
         a, b = unique("user"), unique("order")
-        positions: list[int] = []
-        for i in range(5):
-            positions += store.append(a if i % 2 else b, batch(2)).positions
+        results = [store.append(a if i % 2 else b, batch(2)) for i in range(5)]
+        expected: dict[int, list[int]] = {}
+        for r in results:
+            expected.setdefault(r.partition, []).extend(r.positions)
         events = store.read_all()
-        assert [e.position for e in events] == positions
-        assert [e.position for e in store.read_all(positions[3])] == positions[4:]
-        assert [e.position for e in store.read_all(positions[3], limit=2)] == positions[4:6]
-        assert store.read_all(positions[-1]) == []
-        assert store.head_position() == positions[-1]
+        assert per_partition(events) == expected
+        first = {(r.partition, p) for r in results[:2] for p in r.positions}
+        cursor = evstore.LogCursor.start(store.partitions)
+        for e in events:
+            if (e.partition, e.position) in first:
+                cursor = cursor.advanced(e)
+        rest = [(r.partition, p) for r in results[2:] for p in r.positions]
+        assert sorted((e.partition, e.position) for e in store.read_all(cursor)) == sorted(rest)
+        assert len(store.read_all(cursor, limit=2)) == 2
+        assert store.read_all(store.head()) == []
+        head = evstore.LogCursor.start(store.partitions)
+        for e in events:
+            head = head.advanced(e)
+        assert store.head() == head
+        assert store.head_position() == sum(store.head().positions)
+        if store.partitions == 1:
+            positions = [p for r in results for p in r.positions]
+            assert [e.position for e in events] == positions
+            assert [e.position for e in store.read_all(positions[3])] == positions[4:]
+            assert [e.position for e in store.read_all(positions[3], limit=2)] == positions[4:6]
+            assert store.read_all(positions[-1]) == []
+            assert store.head_position() == positions[-1]
 
     def test_read_all_filters_by_type(self, store: evstore.EventStore) -> None:
         sid = unique()
@@ -127,13 +145,13 @@ class GlobalLogContract(ContractBase):
     def test_partitions_split_the_log_without_overlap(self, store: evstore.EventStore) -> None:
         for i in range(40):
             store.append(f"acct-{i}", batch(2))
-        everything = [e.position for e in store.read_all()]
-        seen: list[int] = []
+        everything = sorted((e.partition, e.position) for e in store.read_all())
+        seen: list[tuple[int, int]] = []
         for slot in range(4):
             part = store.read_all(partition=(slot, 4))
             streams = {e.stream_id for e in part}
             assert streams, "40 streams should land in every one of 4 slots"
-            seen += [e.position for e in part]
+            seen += [(e.partition, e.position) for e in part]
         assert sorted(seen) == everything
 
     def test_iter_all_pages_with_filters(self, face: Face) -> None:
@@ -264,5 +282,6 @@ class DeleteContract(ContractBase):
         sid = unique()
         gone = store.append(sid, batch(2))
         store.delete_stream(sid, hard=True)
-        fresh = store.append(unique(), batch(1))
+        fresh = store.append(neighbour(store, sid), batch(1))  # the same log partition
+        assert fresh.partition == gone.partition
         assert fresh.first_position > gone.last_position

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 import evstore
-from evstore.testing._base import ContractBase, batch, eventually, new, unique
+from evstore.testing._base import (
+    ContractBase,
+    after,
+    batch,
+    eventually,
+    new,
+    per_partition,
+    unique,
+)
 
 
 class _Collector:
@@ -57,10 +65,14 @@ class SubscriptionContract(ContractBase):
             eventually(lambda: len(collector.positions) >= len(expected))
             store.append(unique(), batch(2))  # live, after the hand-over
             eventually(lambda: len(collector.positions) >= len(expected) + 2)
-            assert sub.position == store.head_position()
+            assert sub.cursor == store.head()
+            if store.partitions == 1:
+                assert sub.position == store.head_position()
             assert sub.running
         stop.set()
-        assert collector.positions == [e.position for e in store.read_all()]
+        # In order within each partition (the whole log when there is one), no gap, no repeat.
+        assert per_partition(collector.events) == per_partition(store.read_all())
+        assert len(collector.events) == len(store.read_all())
         assert not sub.running
 
     def test_from_end_delivers_only_new_events(self, store: evstore.EventStore) -> None:
@@ -73,16 +85,18 @@ class SubscriptionContract(ContractBase):
         assert collector.positions == list(result.positions)
 
     def test_from_position_starts_strictly_after_it(self, store: evstore.EventStore) -> None:
-        positions = store.append(unique(), batch(5)).positions
+        result = store.append(unique(), batch(5))
+        positions = result.positions
         collector = _Collector()
-        with store.subscribe(collector, from_position=positions[1]):
+        with store.subscribe(collector, from_position=after(store, result, 1)):
             eventually(lambda: len(collector.positions) == 3)
         assert collector.positions == list(positions[2:])
 
     def test_handler_error_stops_and_surfaces_without_skipping(
         self, store: evstore.EventStore
     ) -> None:
-        positions = store.append(unique(), batch(6)).positions
+        result = store.append(unique(), batch(6))
+        positions = result.positions
         failing = _Collector(fail_on=3)
         sub = store.subscribe(failing, name="fragile", batch_size=10)
         with pytest.raises(RuntimeError, match="refuses event 3"):
@@ -90,7 +104,7 @@ class SubscriptionContract(ContractBase):
         assert not sub.running
         assert isinstance(sub.error, RuntimeError)
         assert failing.positions == list(positions[:3])
-        assert sub.position == positions[2]
+        assert sub.cursor[result.partition] == positions[2]
         with pytest.raises(RuntimeError):
             sub.stop()
         # The failed event was not skipped: a new subscription starts at it.
@@ -138,10 +152,11 @@ class SubscriptionContract(ContractBase):
         finally:
             for s in subs:
                 s.stop()
-        seen = sorted(p for c in collectors for p in c.positions)
-        assert seen == [e.position for e in store.read_all()]
+        seen = sorted((e.partition, e.position) for c in collectors for e in c.events)
+        assert seen == sorted((e.partition, e.position) for e in store.read_all())
         for c in collectors:
-            assert c.positions == sorted(c.positions)
+            for positions in per_partition(c.events).values():
+                assert positions == sorted(positions)
             streams = {e.stream_id for e in c.events}
             assert all(
                 s not in {e.stream_id for o in collectors if o is not c for e in o.events}
@@ -149,7 +164,8 @@ class SubscriptionContract(ContractBase):
             )
 
     def test_lag_and_position_report_progress(self, store: evstore.EventStore) -> None:
-        last = store.append(unique(), batch(10)).last_position
+        result = store.append(unique(), batch(10))
+        last = result.last_position
         entered, gate = threading.Event(), threading.Event()
 
         def slow(event: evstore.RecordedEvent) -> None:
@@ -159,11 +175,16 @@ class SubscriptionContract(ContractBase):
         sub = store.subscribe(slow, batch_size=1)
         try:
             assert entered.wait(10)
-            assert sub.position == 0
+            assert sub.cursor == evstore.LogCursor.start(store.partitions)
             assert sub.lag > 0
             gate.set()
-            eventually(lambda: sub.position == last)
+            eventually(lambda: sub.cursor[result.partition] == last)
             assert sub.lag == 0
+            if store.partitions == 1:
+                assert sub.position == last
+            else:
+                with pytest.raises(evstore.InvalidInput, match="cursor"):
+                    sub.position  # noqa: B018
         finally:
             gate.set()
             sub.stop()

@@ -37,6 +37,19 @@ def transactional(backend: Any) -> TransactionalBackend | None:
     return cast(TransactionalBackend, backend) if found else None
 
 
+def checkpoint_of(store: evstore.EventStore, name: str, result: evstore.AppendResult) -> str:
+    """The stored checkpoint name of subscription ``name`` for ``result``'s log partition:
+    the name itself in a store of one partition, else ``name#partition``."""
+    stored = store.checkpoint_name(name)
+    return stored if store.partitions == 1 else f"{stored}#{result.partition}"
+
+
+def needs_one_partition(store: evstore.EventStore) -> None:
+    """Projections refuse stores of several log partitions (not built yet, issue 13)."""
+    if store.partitions > 1:
+        pytest.skip("Projection over several log partitions is not built yet (issue 13)")
+
+
 class _Boom(Exception):
     """The error a test's ``work`` raises."""
 
@@ -116,15 +129,18 @@ class CheckpointStoreContract(ContractBase):
                 seen.append(event.position)
 
         with face.connect() as store:
-            first = store.append(unique(), batch(4)).positions
+            appended = store.append(unique(), batch(4))
+            first = appended.positions
             with store.subscribe(collect, name="projector", batch_size=2):
                 eventually(lambda: len(seen) == 4)
-            assert store.backend.get_checkpoint(store.checkpoint_name("projector")) == first[-1]
-            second = store.append(unique(), batch(3)).positions
+            stored = store.backend.get_checkpoint(checkpoint_of(store, "projector", appended))
+            assert stored == first[-1]
+            appended = store.append(unique(), batch(3))
+            second = appended.positions
         with face.connect() as reopened:
             with reopened.subscribe(collect, name="projector", from_position=0) as sub:
                 eventually(lambda: len(seen) == 7)
-                assert sub.position == second[-1]
+                assert sub.cursor[appended.partition] == second[-1]
             other: list[evstore.RecordedEvent] = []
             with reopened.subscribe(other.append, name="another"):
                 eventually(lambda: len(other) == 7)
@@ -134,16 +150,19 @@ class CheckpointStoreContract(ContractBase):
         self, store: evstore.EventStore
     ) -> None:
         store.append(unique(), [evstore.NewEvent("Wanted", {})])
-        last = store.append(unique(), batch(5, "Unwanted")).last_position
+        unwanted = store.append(unique(), batch(5, "Unwanted"))
+        head = store.head()
         seen: list[evstore.RecordedEvent] = []
         with store.subscribe(seen.append, name="picky", types=["Wanted"]) as sub:
-            eventually(lambda: sub.position == last)
+            eventually(lambda: sub.cursor == head)
         assert len(seen) == 1
-        assert store.backend.get_checkpoint(store.checkpoint_name("picky")) == last
+        stored = store.backend.get_checkpoint(checkpoint_of(store, "picky", unwanted))
+        assert stored == unwanted.last_position
 
     def test_at_least_once_projection_resumes_from_its_checkpoint(
         self, face: Face, store: evstore.EventStore
     ) -> None:
+        needs_one_partition(store)
         first = store.append(unique(), batch(3)).positions
         seen: list[int] = []
         projection = face.projection(
@@ -170,6 +189,7 @@ class TransactionalCheckpointsContract(ContractBase):
     def test_without_the_tier_projections_are_at_least_once(
         self, face: Face, store: evstore.EventStore
     ) -> None:
+        needs_one_partition(store)
         projection = face.projection(store, "tier", lambda e, tx: None)
         assert projection.exactly_once == (transactional(store.backend) is not None)
         if transactional(store.backend) is None:
@@ -287,6 +307,7 @@ class TransactionalCheckpointsContract(ContractBase):
     def test_exactly_once_projection_commits_its_checkpoint_with_the_work(
         self, face: Face, store: evstore.EventStore
     ) -> None:
+        needs_one_partition(store)
         if transactional(store.backend) is None:
             return
         positions = store.append(unique(), batch(4)).positions
@@ -358,6 +379,7 @@ class DeadLetterStoreContract(ContractBase):
     def test_projection_parks_lists_replays_and_discards(
         self, face: Face, store: evstore.EventStore
     ) -> None:
+        needs_one_partition(store)
         positions = store.append(unique(), batch(4)).positions
         broken = {1, 2}
         handled: list[int] = []

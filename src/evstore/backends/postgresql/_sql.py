@@ -39,7 +39,7 @@ SELECT least(s.xmax, (SELECT min(xid) FROM w)) << 20,
 FROM s"""
 COLUMNS = (
     "stream_id, version, position, event_id::text, type, data, metadata, schema_version, "
-    "occurred_at, recorded_at"
+    "occurred_at, recorded_at, 0"
 )
 
 TABLES = """
