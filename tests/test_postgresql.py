@@ -322,7 +322,12 @@ def test_positions_from_another_cluster_are_refused(url: str) -> None:
 
 
 def test_options_are_checked(url: str) -> None:
-    for bad in ({"pool_max": 0}, {"schema": "Robert'); DROP"}, {"partitions": "many"}):
+    for bad in (
+        {"pool_max": 0},
+        {"schema": "Robert'); DROP"},
+        {"partitions": "many"},
+        {"table_partitions": "many"},
+    ):
         with pytest.raises(evstore.InvalidInput):
             evstore.connect(url.split("?")[0], **bad)
     with pytest.raises(evstore.InvalidInput, match="unknown PostgreSQL options"):
@@ -335,7 +340,8 @@ def test_unreachable_server_is_backend_unavailable() -> None:
 
 
 def test_partitioned_table_is_hash_partitioned(url: str) -> None:
-    with evstore.connect(url, partitions=16) as store:
+    with evstore.connect(url, table_partitions=16) as store:
+        assert store.partitions == 1  # table partitions are storage, not log partitions
         for i in range(50):
             store.append(f"part-{i}", [evstore.NewEvent("P", {"i": i})])
         assert len(store.read_all()) == 50
@@ -345,8 +351,20 @@ def test_partitioned_table_is_hash_partitioned(url: str) -> None:
             (f"{schema_of(url)}.events",),
         ).fetchone()
         assert row is not None and row[0] == 16
-    with pytest.raises(evstore.InvalidInput, match="partitions=16"):
-        evstore.connect(url, partitions=4)
+    with pytest.raises(evstore.InvalidInput, match="table_partitions=16"):
+        evstore.connect(url, table_partitions=4)
+
+
+def test_log_partitions_are_refused_with_the_new_name_for_table_partitions(url: str) -> None:
+    for bad in (16, "4", 2):
+        with pytest.raises(evstore.InvalidInput, match="table_partitions=") as caught:
+            evstore.connect(url, partitions=bad)
+        assert "one log" in str(caught.value)
+    with pytest.raises(evstore.InvalidInput, match="one log"):
+        evstore.connect(url + "&partitions=16" if "?" in url else url + "?partitions=16")
+    with evstore.connect(url, partitions=1) as store:
+        assert store.partitions == 1
+        assert store.append("a-1", [evstore.NewEvent("P", {})]).partition == 0
 
 
 # -- exactly-once projections --------------------------------------------------------------

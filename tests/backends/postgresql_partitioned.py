@@ -12,5 +12,5 @@ from tests.backends.postgresql import fresh_schema
 
 @contextmanager
 def factory(tmp_path: Path) -> Iterator[StoreFactory]:
-    with fresh_schema(partitions=16) as url:
+    with fresh_schema(table_partitions=16) as url:
         yield StoreFactory(url, across_processes=True)

@@ -6,11 +6,16 @@ python -m evstore.testing._worker retry-append URL STREAM COUNT
 python -m evstore.testing._worker bulk-append URL STREAM SIZE
     append batches of SIZE events to STREAM forever (the parent kills it), printing
     "ok" after each acknowledged batch.
+python -m evstore.testing._worker group-member URL NAME I/N OUT
+    member I of consumer group NAME of N: subscribe(name=NAME, partition=(I, N)), write
+    "partition position stream version" per delivered event to OUT (flushed), print
+    "ready" once started, and exit when everything stored has been handled.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
 import evstore
 
@@ -38,9 +43,25 @@ def bulk_append(url: str, stream: str, size: int) -> None:
             print("ok", flush=True)
 
 
+def group_member(url: str, name: str, member: str, out: str) -> None:
+    i, n = (int(part) for part in member.split("/"))
+    with evstore.connect(url) as store, open(out, "a", buffering=1) as log:
+
+        def handle(event: evstore.RecordedEvent) -> None:
+            log.write(f"{event.partition} {event.position} {event.stream_id} {event.version}\n")
+            log.flush()
+            time.sleep(0.002)  # slow enough to be killed in the middle of a batch
+
+        with store.subscribe(handle, name=name, partition=(i, n), batch_size=10) as sub:
+            print("ready", flush=True)
+            sub.wait_until(store.head(), timeout=120)
+
+
 def main(argv: list[str]) -> None:
-    command, url, stream, number = argv
-    if command == "retry-append":
+    command, url, stream, number = argv[:4]
+    if command == "group-member":
+        group_member(url, stream, number, argv[4])
+    elif command == "retry-append":
         retry_append(url, stream, int(number))
     elif command == "bulk-append":
         bulk_append(url, stream, int(number))

@@ -15,6 +15,7 @@ from evstore.testing._append_contract import (
 )
 from evstore.testing._async_contract import AsyncContract
 from evstore.testing._concurrency_contract import ConcurrencyContract
+from evstore.testing._group_contract import ConsumerGroupContract
 from evstore.testing._input_contract import InputContract
 from evstore.testing._projection_contract import ProjectionContract
 from evstore.testing._read_contract import (
@@ -35,6 +36,7 @@ from evstore.testing._transfer_contract import RecordedAtContract
 
 __all__ = [
     "CheckpointStoreContract",
+    "ConsumerGroupContract",
     "DeadLetterStoreContract",
     "EventLogContract",
     "OperationsContract",
@@ -54,6 +56,7 @@ class EventLogContract(
     DeleteContract,
     SubscriptionContract,
     ConcurrencyContract,
+    ConsumerGroupContract,
     AsyncContract,
     ProjectionContract,
     RecordedAtContract,

@@ -16,9 +16,14 @@ Options, in the URL query or as keyword arguments to ``connect``/``connect_async
 ``notify`` (true)
     wake subscribers with ``pg_notify`` (one per burst of appends, sent in the background
     outside the appends' transactions); false leaves them to poll.
-``partitions`` (0)
+``table_partitions`` (0)
     at creation, ``PARTITION BY HASH`` the events table on the partition key into this many
-    partitions (``partitions=16`` is a good start); 0 or 1 means not partitioned.
+    table partitions (``table_partitions=16`` is a good start); 0 or 1: not partitioned. A
+    storage detail: the store still has ONE log (this option was called ``partitions``
+    before log partitions existed).
+``partitions`` (1)
+    the number of log partitions: PostgreSQL keeps one log, so only 1 is accepted (see
+    docs/scaling.md for why); any other count is ``InvalidInput``.
 ``create_schema`` (true)
     false: never run DDL; the schema must have been created by ``evstore migrate``.
 ``stall_warning`` (10 s)
@@ -53,6 +58,7 @@ _OPTIONS: dict[str, type] = {
     "pool_timeout": float,
     "retry_timeout": float,
     "notify": bool,
+    "table_partitions": int,
     "partitions": int,
     "create_schema": bool,
     "stall_warning": float,
@@ -100,6 +106,15 @@ def parse_url(url: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         )
     ours.update(options)
     converted = {k: _convert(k, v) for k, v in ours.items()}
+    log_partitions = converted.pop("partitions", None)
+    if log_partitions not in (None, 1):
+        raise InvalidInput(
+            f"partitions={log_partitions}: a PostgreSQL store has one log (partitions=1); "
+            "per-partition logs are not built on PostgreSQL, whose one server orders every "
+            "append by transaction id anyway (docs/scaling.md). To hash-partition the events "
+            f"TABLE (a storage detail, formerly this option) use table_partitions="
+            f"{log_partitions}"
+        )
     conninfo = urlunsplit(
         ("postgresql", parts.netloc, parts.path, urlencode(libpq, quote_via=quote), "")
     )

@@ -269,7 +269,7 @@ class PostgresBackend(
         pool_timeout: float = 10.0,
         retry_timeout: float = 10.0,
         notify: bool = True,
-        partitions: int | None = None,
+        table_partitions: int | None = None,
         create_schema: bool = True,
         stall_warning: float = 10.0,
     ) -> None:
@@ -282,8 +282,10 @@ class PostgresBackend(
             raise InvalidInput(
                 f"need 0 <= pool_min <= pool_max and pool_max >= 1; got {pool_min}, {pool_max}"
             )
-        if partitions is not None and not 0 <= partitions <= 1024:
-            raise InvalidInput(f"partitions must be between 0 and 1024, got {partitions}")
+        if table_partitions is not None and not 0 <= table_partitions <= 1024:
+            raise InvalidInput(
+                f"table_partitions must be between 0 and 1024, got {table_partitions}"
+            )
         self._conninfo = conninfo
         self._name = schema
         # Quoted in every statement: a valid name may be a reserved word ("user").
@@ -292,7 +294,7 @@ class PostgresBackend(
         self._pool_timeout = pool_timeout
         self._retry_timeout = retry_timeout
         self._notify = notify
-        self._partitions = partitions
+        self._partitions = table_partitions
         self._create_schema = create_schema
         self._stall_warning = stall_warning
         self._channel = f"evstore_{schema}"
@@ -502,8 +504,9 @@ class PostgresBackend(
         stored_partitions = int(row[1])
         if self._partitions is not None and self._partitions != stored_partitions:
             raise InvalidInput(
-                f"{self._where()} was created with partitions={stored_partitions}; the option "
-                f"asks for {self._partitions} (partitioning is chosen when the schema is created)"
+                f"{self._where()} was created with table_partitions={stored_partitions}; the "
+                f"option asks for {self._partitions} (the events table's partitioning is "
+                "chosen when the schema is created)"
             )
         self._partitioned = stored_partitions > 0
         self._sql = statements(self._schema, self._partitioned)
