@@ -7,6 +7,7 @@ test always starts its own file-backed SecantusDB.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
 
 import evstore
 from evstore.errors import BackendUnavailable
@@ -227,3 +229,33 @@ def test_sharded_index_layout_keeps_versions_unique_and_appends_idempotent(url: 
         names = store.backend._db.events.index_information()  # type: ignore[attr-defined]
         assert names["shard_stream_version"]["unique"] is True
         assert not names["event_id"].get("unique", False)
+
+
+def test_log_partitions_are_recorded_with_a_counter_each(url: str) -> None:
+    with evstore.connect(url, partitions=4) as store:
+        assert store.partitions == 4
+        results = [store.append(f"acct-{i}", [evstore.NewEvent("T", {})]) for i in range(20)]
+        heads = store.head()
+        for j in range(4):
+            mine = [r for r in results if r.partition == j]
+            assert heads[j] == len(mine)
+            assert sorted(p for r in mine for p in r.positions) == list(range(1, len(mine) + 1))
+    with evstore.connect(url) as reopened:  # without the option: the recorded count
+        assert reopened.partitions == 4
+        assert len(reopened.read_all()) == 20
+
+    async def partitions_async() -> int:
+        async with evstore.connect_async(url) as store:
+            return store.partitions
+
+    assert asyncio.run(partitions_async()) == 4
+    with pytest.raises(evstore.InvalidInput, match="partitions=4"):
+        evstore.connect(url, partitions=8).head()
+    with pytest.raises(evstore.InvalidInput, match="partitions=4"):
+        evstore.connect(url + "&partitions=1" if "?" in url else url + "?partitions=1").head()
+    client: MongoClient[dict[str, object]] = MongoClient(url)
+    try:
+        counters = {d["_id"] for d in client.get_default_database().counters.find()}
+        assert counters == {"position", "position:1", "position:2", "position:3"}
+    finally:
+        client.close()

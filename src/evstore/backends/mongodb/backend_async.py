@@ -112,11 +112,14 @@ from evstore.spi.backend_async import (
     AsyncDeadLetterStore,
     AsyncEventLog,
     AsyncOperations,
+    AsyncPartitionedLog,
     AsyncSnapshotStore,
     AsyncTransactionalCheckpoints,
 )
 
 COUNTER = "position"
+SHIFT = 40  # an event's _id is (partition << SHIFT) + its position in the partition
+_MASK = (1 << SHIFT) - 1
 HISTORY_LOST = 286  # ChangeStreamHistoryLost
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -146,11 +149,17 @@ def _from_us(value: int) -> datetime:
         return UNREADABLE
 
 
+def _counter_id(partition: int) -> str:
+    """The counter document of a log partition (partition 0's is the one-log counter)."""
+    return COUNTER if partition == 0 else f"{COUNTER}:{partition}"
+
+
 def _record(doc: dict[str, Any]) -> EventRecord:
+    key = doc["_id"]
     return EventRecord(
         doc["stream_id"],
         doc["version"],
-        doc["_id"],
+        key & _MASK,
         doc["event_id"],
         doc["type"],
         bytes(doc["data"]),
@@ -158,6 +167,7 @@ def _record(doc: dict[str, Any]) -> EventRecord:
         doc["schema_version"],
         _from_us(doc["occurred_at"]),
         _from_us(doc["recorded_at"]),
+        key >> SHIFT,
     )
 
 
@@ -242,6 +252,7 @@ class AsyncMongoBackend(
     AsyncTransactionalCheckpoints,
     AsyncDeadLetterStore,
     AsyncOperations,
+    AsyncPartitionedLog,
 ):
     """Streams, the global log, snapshots and checkpoints in one MongoDB database."""
 
@@ -252,7 +263,12 @@ class AsyncMongoBackend(
         *,
         retry_timeout: float,
         sharded: bool = False,
+        partitions: int = 1,
     ) -> None:
+        self.log_partitions = partitions
+        """The store's log partitions: its recorded count, checked when the schema is made."""
+        self.transaction_retries = 0
+        """How many transactions were retried after a transient error (write conflicts)."""
         self._client = client
         self._sharded = sharded
         self._db = client[database]
@@ -338,10 +354,30 @@ class AsyncMongoBackend(
                 except OperationFailure as e:
                     if e.code != 48:  # NamespaceExists
                         raise
-        await self._db.counters.update_one(
-            {"_id": COUNTER}, {"$setOnInsert": {"value": 0}}, upsert=True
-        )
+        await self._record_partitions()
+        for j in range(self.log_partitions):
+            await self._db.counters.update_one(
+                {"_id": _counter_id(j)}, {"$setOnInsert": {"value": 0, "partition": j}}, upsert=True
+            )
         self._ready = True
+
+    async def _record_partitions(self) -> None:
+        """Record the log partition count in a new store; refuse a store made with another."""
+        counter = await self._db.counters.find_one({"_id": COUNTER})
+        new = counter is None or int(counter["value"]) == 0
+        await self._db.meta.update_one(
+            {"_id": "partitions"},
+            {"$setOnInsert": {"value": self.log_partitions if new else 1}},
+            upsert=True,
+        )
+        meta = await self._db.meta.find_one({"_id": "partitions"})
+        stored = 1 if meta is None else int(meta["value"])
+        if stored != self.log_partitions:
+            raise InvalidInput(
+                f"MongoDB database {self._db.name!r} was created with partitions={stored}, not "
+                f"{self.log_partitions}: the number of log partitions is fixed when a store "
+                "is created (copy the events into a new store to change it)"
+            )
 
     async def _transaction(
         self, body: Callable[[AsyncClientSession], Any], *, verify: bool = False
@@ -370,6 +406,7 @@ class AsyncMongoBackend(
             except PyMongoError as e:
                 if not e.has_error_label("TransientTransactionError"):
                     raise
+                self.transaction_retries += 1
                 if time.monotonic() > deadline:
                     raise BackendUnavailable(
                         f"MongoDB kept failing the transaction for {self._retry_timeout}s "
@@ -406,11 +443,14 @@ class AsyncMongoBackend(
         placement: Placement,
     ) -> AppendResult:
         n = len(events)
+        part = placement.log_partition
+        base = part << SHIFT  # 0 in a store of one partition: _id is the position
 
         async def body(session: AsyncClientSession) -> AppendResult:
             # The counter first: concurrent appends conflict here, before doing any work.
+            # One counter per log partition: appends to other partitions never touch it.
             counter = await self._db.counters.find_one_and_update(
-                {"_id": COUNTER},
+                {"_id": _counter_id(part)},
                 {"$inc": {"value": n}},
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
@@ -430,7 +470,7 @@ class AsyncMongoBackend(
             await self._db.events.insert_many(
                 [
                     {
-                        "_id": end - n + i,
+                        "_id": base + end - n + i,
                         "stream_id": stream_id,
                         "version": last + i,
                         "event_id": e.event_id,
@@ -462,7 +502,7 @@ class AsyncMongoBackend(
                 upsert=True,
                 session=session,
             )
-            return AppendResult(last + n, tuple(range(end - n + 1, end + 1)))
+            return AppendResult(last + n, tuple(range(end - n + 1, end + 1)), part)
 
         async with self._errors():
             try:
@@ -520,17 +560,42 @@ class AsyncMongoBackend(
             return [_record(doc) for doc in await cursor.to_list()]
 
     async def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
+        if self.log_partitions > 1:
+            raise InvalidInput("a store of several log partitions is read one partition at a time")
+        return await self.read_partition(0, after, limit, where)
+
+    async def read_partition(
+        self, partition: int, after: int, limit: int, where: LogFilter
+    ) -> LogPage:
+        base = partition << SHIFT
         async with self._errors():
-            head = await self._head()
+            counter = await self._counters.find_one({"_id": _counter_id(partition)})
+            head = 0 if counter is None else int(counter["value"])
             if head <= after:
                 return LogPage([], max(head, 0))
             cursor = self._events.find(
-                _log_query(after, head, where), _FIELDS, sort=[("_id", ASCENDING)], limit=limit
+                _log_query(base + after, base + head, where),
+                _FIELDS,
+                sort=[("_id", ASCENDING)],
+                limit=limit,
             )
             events = [_record(doc) for doc in await cursor.to_list()]
         return LogPage(events, events[-1].position if len(events) == limit else head)
 
+    async def partition_heads(self) -> list[int]:
+        async with self._errors():
+            return await self._heads()
+
+    async def _heads(self) -> list[int]:
+        ids = [_counter_id(j) for j in range(self.log_partitions)]
+        heads = dict.fromkeys(ids, 0)
+        async for doc in self._counters.find({"_id": {"$in": ids}}):
+            heads[doc["_id"]] = int(doc["value"])
+        return list(heads.values())
+
     async def _head(self) -> int:
+        if self.log_partitions > 1:  # the sum of the partition heads (see PartitionedLog)
+            return sum(await self._heads())
         counter = await self._counters.find_one({"_id": COUNTER})
         return 0 if counter is None else int(counter["value"])
 
@@ -706,7 +771,8 @@ class AsyncMongoBackend(
 
     async def _watch(self) -> None:
         """Tail the counter's change stream and wake waiters on every committed append."""
-        pipeline = [{"$match": {"documentKey._id": COUNTER}}]
+        ids = [_counter_id(j) for j in range(self.log_partitions)]
+        pipeline = [{"$match": {"documentKey._id": {"$in": ids}}}]
         failures = 0
         while not self._closed:
             try:
@@ -782,6 +848,7 @@ class AsyncMongoBackend(
         retry_timeout: float,
         sharded: bool,
         client_options: dict[str, Any],
+        partitions: int = 1,
     ) -> AsyncMongoBackend:
         """Create the client for ``url`` (options parsed by :mod:`evstore.backends.mongodb`)."""
         try:
@@ -789,7 +856,9 @@ class AsyncMongoBackend(
             name = database or client.get_default_database("evstore").name
         except (ConfigurationError, InvalidName, ValueError, TypeError) as e:
             raise InvalidInput(f"bad MongoDB URL or option: {e}") from e
-        return cls(client, name, retry_timeout=retry_timeout, sharded=sharded)
+        return cls(
+            client, name, retry_timeout=retry_timeout, sharded=sharded, partitions=partitions
+        )
 
     async def close(self) -> None:
         if self._closed:
