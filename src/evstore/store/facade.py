@@ -455,9 +455,7 @@ class EventStore:
         """The newest position of every log partition, as a cursor (a tenant's store: of
         its tenant's streams)."""
         if self._prefix:
-            return LogCursor(
-                tuple([self._tenant_head(j) for j in range(self._partitions)])
-            )
+            return LogCursor(tuple([self._tenant_head(j) for j in range(self._partitions)]))
         return LogCursor(tuple(self.reader().heads()))
 
     # -- snapshots -------------------------------------------------------------------------
