@@ -29,7 +29,22 @@ def selected_backends() -> list[str]:
     return names
 
 
-@pytest.fixture(params=selected_backends())
+# Stores of 16 log partitions (tests/backends/*_p16.py) run the contract suite and the
+# partition tests; the other test modules (repository, examples, CLI, ...) run on P = 1.
+PARTITIONED = {name for name in ALL_BACKENDS if name.endswith("_p16")}
+PARTITIONED_MODULES = {"test_contract", "test_log_partitions"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_factory" not in metafunc.fixturenames:
+        return
+    names = selected_backends()
+    if metafunc.module.__name__.rsplit(".", 1)[-1] not in PARTITIONED_MODULES:
+        names = [n for n in names if n not in PARTITIONED]
+    metafunc.parametrize("store_factory", names, indirect=True)
+
+
+@pytest.fixture
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     module = importlib.import_module(f"tests.backends.{request.param}")
     with module.factory(tmp_path) as factory:

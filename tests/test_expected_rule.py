@@ -99,7 +99,7 @@ def test_sqlite_one_statement_append_agrees_with_check_expected(tmp_path: Path) 
 
 @pytest.mark.parametrize("partitioned", [False, True])
 def test_postgresql_append_statement_agrees_with_check_expected(partitioned: bool) -> None:
-    options: dict[str, Any] = {"partitions": 4} if partitioned else {}
+    options: dict[str, Any] = {"table_partitions": 4} if partitioned else {}
     with fresh_schema(**options) as url:
         with evstore.connect(url) as store:
             streams = streams_in_every_state(store)

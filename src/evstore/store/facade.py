@@ -356,6 +356,9 @@ class EventStore:
             # hash % n == (hash % P) % n when n divides P: a slot is a set of partitions.
             parts = tuple(j for j in parts if j % n == i)
             where = replace(where, partition=None)
+        if where.stream_id is not None:  # one stream lives in one partition
+            home = self._placement(where.stream_id).log_partition
+            parts = tuple(j for j in parts if j == home)
         return AsyncLogReader(self._backend, where, self._poll_interval, count=count, parts=parts)
 
     def _start(self, position: object, reader: AsyncLogReader) -> int | LogCursor:

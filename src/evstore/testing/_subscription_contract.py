@@ -133,8 +133,8 @@ class SubscriptionContract(ContractBase):
         with store.subscribe(collector, stream_id=mine, name="one-stream") as sub:
             eventually(lambda: len(collector.positions) == 2)
             store.append(theirs, batch(1))
-            last = store.append(mine, batch(1)).positions[-1]
-            assert sub.wait_until(last, timeout=10)
+            last = store.append(mine, batch(1))
+            assert sub.wait_until(after(store, last, -1), timeout=10)
         assert {e.stream_id for e in collector.events} == {mine}
         assert [e.version for e in collector.events] == [1, 2, 3]
 
