@@ -227,3 +227,25 @@ def test_copy_interrupted_then_resumed(store_factory: StoreFactory) -> None:
         assert resumed.resumed and resumed.resumed_from > 0
         assert resumed.problems == []
         assert_same(source, target)
+
+
+def test_copy_reports_what_changed_under_it_that_it_cannot_carry() -> None:
+    with _memory() as source, _memory() as target:
+        populate(source)
+        for i in range(1500):
+            source.append(f"many-{i % 3}", [NewEvent("Many", {"i": i})])
+        done = []
+
+        def meanwhile(count: int, total: int | None) -> None:
+            if count >= 1000 and not done:  # during the first pass: delete and rewrite
+                done.append(count)
+                source.delete_stream("user-1")
+                source.append("user-1", [NewEvent("Back", {})])
+
+        source.backend.set_checkpoint("ahead", source.head_position() + 50)
+        report = ops.copy_store(source, target, progress=meanwhile, settle=1)
+        assert done
+        assert any("user-1" in p and "written again" in p for p in report.problems)
+        assert any("ahead" in p and "past what was copied" in p for p in report.problems)
+        assert report.rounds >= 2  # the rewrite was carried by a catch-up pass
+        assert target.get_events("user-1")[-1].type == "Back"
