@@ -23,6 +23,8 @@ import evstore
 from evstore.errors import BackendUnavailable
 from tests._nats_servers import NatsCluster
 
+pytestmark = pytest.mark.serial  # CPU-heavy cluster elections: run alone, after the parallel run
+
 PER_WRITER = 2500
 WRITERS = 2
 KILL_AFTER = 1500  # acknowledged appends before the leader is killed

@@ -441,6 +441,7 @@ def test_hostile_stream_ids_and_types_are_stored_literally(url: str, name: str) 
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_server_restart_loses_nothing_acknowledged_and_delivers_nothing_twice(url: str) -> None:
     if os.environ.get("EVSTORE_ALLOW_SERVER_RESTART") != "1":
         pytest.skip("restarting the shared server needs EVSTORE_ALLOW_SERVER_RESTART=1")
