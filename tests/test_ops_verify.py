@@ -143,14 +143,19 @@ def _nats_event(url: str, stream_id: str, version: int, data: bytes) -> None:
 def _memory_event(store: evstore.EventStore, stream_id: str, version: int, data: bytes) -> None:
     backend = store.backend
     assert isinstance(backend, MemoryBackend)
-    d = backend._d
-    last = d.log[-1]
+    d = backend._d  # one log partition: partition 0
+    last = d.logs[0][-1]
+    d.heads[0] += 1
     d.head += 1
     record = last._replace(
-        stream_id=stream_id, version=version, position=d.head, event_id=str(uuid.uuid4()), data=data
+        stream_id=stream_id,
+        version=version,
+        position=d.heads[0],
+        event_id=str(uuid.uuid4()),
+        data=data,
     )
-    d.log.append(record)
-    d.placement[record.position] = d.placement[last.position]
+    d.logs[0].append(record)
+    d.placement[0, record.position] = d.placement[0, last.position]
 
 
 def _event(store: evstore.EventStore, url: str, stream_id: str, version: int, bad: bool) -> None:
@@ -245,8 +250,10 @@ def test_verify_finds_a_repeated_position_in_memory() -> None:
         backend = store.backend
         assert isinstance(backend, MemoryBackend)
         d = backend._d
-        first: EventRecord = d.log[0]
-        d.log.insert(1, first._replace(stream_id="dup-1", version=1, event_id=str(uuid.uuid4())))
+        first: EventRecord = d.logs[0][0]
+        d.logs[0].insert(
+            1, first._replace(stream_id="dup-1", version=1, event_id=str(uuid.uuid4()))
+        )
         report = ops.verify_store(store)
         assert "position" in {p.kind for p in report.problems}, report.problems
 
