@@ -41,10 +41,11 @@ generate: $(BIN)/.installed
 check-generated: $(BIN)/.installed
 	$(BIN)/python tools/async_to_sync.py --check
 
-# Most tests wait on servers, not the CPU: four workers; then, alone, the tests that
+# Most tests wait on servers, not the CPU: three workers (more made timing-bound tests
+# contend on 2 cores); then, alone, the tests that
 # restart or kill servers (marked serial).
 pytest: $(BIN)/.installed
-	$(BIN)/pytest tests -q -n 4 -m "not serial"
+	$(BIN)/pytest tests -q -n 3 -m "not serial"
 	$(BIN)/pytest tests -q -m serial
 
 bench: $(BIN)/.installed

@@ -574,8 +574,21 @@ class SQLiteBackend(
         with self._errors, self._connection() as db:
             yield db
 
+    def _use_wal(self, db: sqlite3.Connection) -> None:
+        """Switch a fresh file to WAL. Connections opening the same new file at once race
+        for the switch, and the loser's SQLITE_BUSY does not wait in the busy handler: it
+        retries until ``busy_timeout``."""
+        deadline = time.monotonic() + self._busy_timeout
+        while db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+
     def _create_schema(self, db: sqlite3.Connection, partitions: int | None) -> None:
-        db.execute("PRAGMA journal_mode=WAL")
+        self._use_wal(db)
         # Statement by statement inside one BEGIN IMMEDIATE: executescript() would commit
         # first and drop the lock, letting two processes create the same tables.
         db.execute("BEGIN IMMEDIATE")
