@@ -286,6 +286,25 @@ def _p_record(row: tuple[Any, ...]) -> EventRecord:
         return _tuple_new(EventRecord, (*head, _from_us(row[8]), _from_us(row[9]), row[10]))
 
 
+def _filter_sql(where: LogFilter, table: str, sql: list[str], params: list[Any]) -> None:
+    """Append a log filter's conditions (columns of ``table``, e.g. ``"e."``) and values."""
+    if where.types is not None:
+        sql.append(f"AND {table}type IN ({','.join('?' * len(where.types))})")
+        params.extend(where.types)
+    if where.category is not None:
+        sql.append(f"AND {table}category = ?")
+        params.append(where.category)
+    if where.stream_prefix is not None:
+        sql.append(f"AND substr({table}stream_id, 1, ?) = ?")
+        params.extend((len(where.stream_prefix), where.stream_prefix))
+    if where.stream_id is not None:
+        sql.append(f"AND {table}stream_id = ?")
+        params.append(where.stream_id)
+    if where.partition is not None:
+        sql.append(f"AND {table}partition_hash % ? = ?")
+        params.extend((where.partition[1], where.partition[0]))
+
+
 class _Wakeup:
     """Wakes this process's waiters when an append to the same file commits.
 
@@ -892,21 +911,7 @@ class SQLiteBackend(
             "AND l.position <= ?"
         ]
         params: list[Any] = [partition, after]
-        if where.types is not None:
-            sql.append(f"AND e.type IN ({','.join('?' * len(where.types))})")
-            params.extend(where.types)
-        if where.category is not None:
-            sql.append("AND e.category = ?")
-            params.append(where.category)
-        if where.stream_prefix is not None:
-            sql.append("AND substr(e.stream_id, 1, ?) = ?")
-            params.extend((len(where.stream_prefix), where.stream_prefix))
-        if where.stream_id is not None:
-            sql.append("AND e.stream_id = ?")
-            params.append(where.stream_id)
-        if where.partition is not None:
-            sql.append("AND e.partition_hash % ? = ?")
-            params.extend((where.partition[1], where.partition[0]))
+        _filter_sql(where, "e.", sql, params)
         sql.append("ORDER BY l.position LIMIT ?")
         with self._read() as db:
             db.execute("BEGIN")
@@ -931,21 +936,7 @@ class SQLiteBackend(
             raise InvalidInput("a store of several log partitions is read one partition at a time")
         sql = [f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ?"]
         params: list[Any] = [after]
-        if where.types is not None:
-            sql.append(f"AND type IN ({','.join('?' * len(where.types))})")
-            params.extend(where.types)
-        if where.category is not None:
-            sql.append("AND category = ?")
-            params.append(where.category)
-        if where.stream_prefix is not None:
-            sql.append("AND substr(stream_id, 1, ?) = ?")
-            params.extend((len(where.stream_prefix), where.stream_prefix))
-        if where.stream_id is not None:
-            sql.append("AND stream_id = ?")
-            params.append(where.stream_id)
-        if where.partition is not None:
-            sql.append("AND partition_hash % ? = ?")
-            params.extend((where.partition[1], where.partition[0]))
+        _filter_sql(where, "", sql, params)
         sql.append("ORDER BY position LIMIT ?")
         with self._read() as db:
             db.execute("BEGIN")
