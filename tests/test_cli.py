@@ -377,6 +377,9 @@ def test_tail_says_what_it_follows_and_rejects_a_bad_position(run: type[piped], 
     assert result.out.count("user-1@") == 2
     one = run("tail", "--from-position", "0", "--limit", "1", "--stream", "odd-1", "--url", db)
     assert "(stream 'odd-1')" in one.err and "odd-1@1" in one.out
+    odd = ("tail", "--from-position", "0", "--limit", "1", "--type-prefix", "Odd[")
+    prefixed = run(*odd, "--url", db)
+    assert "(types starting with 'Odd[')" in prefixed.err and "odd-1@1" in prefixed.out
     bad = run("tail", "--from-position", "abc", "--url", db)
     assert bad.code == 2 and "'abc' is not a position" in bad.err
 

@@ -69,6 +69,11 @@ def event_type(value: object) -> str:
     return name
 
 
+def type_prefix(value: object) -> str:
+    """The start of event type names: a non-empty string (white space is kept as given)."""
+    return _name(value, "type prefix")
+
+
 def json_object(value: object, what: str) -> dict[str, Any]:
     """A dict (its content is checked when it is encoded)."""
     if not isinstance(value, dict):

@@ -291,6 +291,9 @@ def _filter_sql(where: LogFilter, table: str, sql: list[str], params: list[Any])
     if where.types is not None:
         sql.append(f"AND {table}type IN ({','.join('?' * len(where.types))})")
         params.extend(where.types)
+    if where.type_prefix is not None:
+        sql.append(f"AND substr({table}type, 1, ?) = ?")
+        params.extend((len(where.type_prefix), where.type_prefix))
     if where.category is not None:
         sql.append(f"AND {table}category = ?")
         params.append(where.category)

@@ -41,6 +41,7 @@ def _stop(*_: object) -> None:
     help="Start after this position (0: from the beginning) or at the end.",
 )
 @click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
+@click.option("--type-prefix", default=None, help="Only event types starting with this text.")
 @click.option("--category", default=None, help="Only streams of this category.")
 @click.option("--stream", default=None, help="Only this stream.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after N events.")
@@ -49,6 +50,7 @@ def tail(
     url: str | None,
     from_position: int | str,
     types: tuple[str, ...],
+    type_prefix: str | None,
     category: str | None,
     stream: str | None,
     limit: int | None,
@@ -67,6 +69,7 @@ def tail(
         start = store.head_position() if from_position == "end" else from_position
         what = " ".join(
             [f"type {t!r}" for t in types]
+            + ([f"types starting with {type_prefix!r}"] if type_prefix is not None else [])
             + ([f"category {category!r}"] if category else [])
             + ([f"stream {stream!r}"] if stream else [])
         )
@@ -79,6 +82,7 @@ def tail(
             received.put,
             from_position=int(start),
             types=list(types) or None,
+            type_prefix=type_prefix,
             category=category,
             stream_id=stream,
         )

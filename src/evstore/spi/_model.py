@@ -154,6 +154,7 @@ class LogFilter:
     """Which events of the global log a reader wants. ``None`` fields match everything."""
 
     types: tuple[str, ...] | None = None
+    type_prefix: str | None = None
     category: str | None = None
     partition: tuple[int, int] | None = None
     stream_prefix: str | None = None
@@ -162,6 +163,8 @@ class LogFilter:
     def accepts(self, type_: str, stream_id: str, category: str, partition_hash: int) -> bool:
         """Whether an event with these attributes passes (for backends that filter in Python)."""
         if self.types is not None and type_ not in self.types:
+            return False
+        if self.type_prefix is not None and not type_.startswith(self.type_prefix):
             return False
         if self.category is not None and category != self.category:
             return False

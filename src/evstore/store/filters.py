@@ -19,7 +19,9 @@ from evstore.spi._model import LogFilter
 class LogFilterOptions(TypedDict, total=False):
     """Which events of the global log to read; every filter given must match.
 
-    ``types``: one event type or several; ``category``: streams of that category (the
+    ``types``: one event type or several; ``type_prefix``: event types that start with it
+    (e.g. ``"Order"`` for ``OrderPlaced`` and ``OrderShipped``; with ``types`` both must
+    match); ``category``: streams of that category (the
     stream id before the store's category separator); ``partition=(i, n)``: streams whose
     stable hash falls in slot ``i`` of ``n`` - in a store of ``P`` log partitions with ``n``
     dividing ``P``, the log partitions ``j % n == i`` (member ``i`` of a consumer group of
@@ -28,6 +30,7 @@ class LogFilterOptions(TypedDict, total=False):
     """
 
     types: Sequence[str] | str | None
+    type_prefix: str | None
     category: str | None
     partition: tuple[int, int] | int | None
     stream_id: str | None
@@ -49,8 +52,12 @@ def log_filter(options: dict[str, object], stream_prefix: str | None) -> LogFilt
         check.stream_id(stream_id)
         if stream_prefix and not str(stream_id).startswith(stream_prefix):
             raise InvalidInput(f"stream {stream_id!r} is not a stream of this store's tenant")
+    type_prefix = options.get("type_prefix")
+    if type_prefix is not None:
+        check.type_prefix(type_prefix)
     return LogFilter(
         types=check.types_filter(options.get("types")),
+        type_prefix=type_prefix,  # type: ignore[arg-type]
         category=category,  # type: ignore[arg-type]
         partition=check.partition(options.get("partition")),
         stream_prefix=stream_prefix,

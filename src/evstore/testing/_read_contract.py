@@ -106,6 +106,29 @@ class GlobalLogContract(ContractBase):
         assert [e.type for e in store.read_all(types=["B", "C"])] == ["B", "C"]
         assert store.read_all(types=["Z"]) == []
 
+    def test_read_all_filters_by_type_prefix(self, store: evstore.EventStore) -> None:
+        sid = unique()
+        names = ["OrderPlaced", "Ord", "Order.Paid", "Order%x", "Order_y", "xOrder", "Orders"]
+        store.append(sid, [new(n) for n in names])
+        assert [e.type for e in store.read_all(type_prefix="Order")] == [
+            "OrderPlaced",
+            "Order.Paid",
+            "Order%x",
+            "Order_y",
+            "Orders",
+        ]
+        # prefixes are literal text: no LIKE wildcards, no regular expressions
+        assert [e.type for e in store.read_all(type_prefix="Order.")] == ["Order.Paid"]
+        assert [e.type for e in store.read_all(type_prefix="Order%")] == ["Order%x"]
+        assert [e.type for e in store.read_all(type_prefix="Order_")] == ["Order_y"]
+        assert [e.type for e in store.iter_all(type_prefix="Ord", types=["Ord", "xOrder"])] == [
+            "Ord"
+        ]
+        assert store.read_all(type_prefix="Order", stream_id=unique()) == []
+        for bad in ("", 5, ["Order"]):
+            with pytest.raises(evstore.InvalidInput):
+                store.read_all(type_prefix=bad)  # type: ignore[arg-type]
+
     def test_read_all_filters_by_category(self, store: evstore.EventStore) -> None:
         store.append("user-1", batch(2))
         store.append("order-1", batch(1))

@@ -125,6 +125,21 @@ class SubscriptionContract(ContractBase):
         assert [e.type for e in by_type.events] == ["B", "B", "B"]
         assert {e.stream_id for e in by_category.events} == {"user-1", "user-2", "user-3"}
 
+    def test_a_subscription_by_type_prefix(self, store: evstore.EventStore) -> None:
+        sid = unique()
+        store.append(sid, [new("OrderPlaced"), new("Shipped"), new("Order.Paid")])
+        got = _Collector()
+        with store.subscribe(got, type_prefix="Order"):
+            eventually(lambda: len(got.positions) == 2)
+            store.append(sid, [new("Orders"), new("xOrder"), new("OrderClosed")])
+            eventually(lambda: len(got.positions) == 4)
+        assert [e.type for e in got.events] == [
+            "OrderPlaced",
+            "Order.Paid",
+            "Orders",
+            "OrderClosed",
+        ]
+
     def test_a_subscription_to_one_stream(self, store: evstore.EventStore) -> None:
         mine, theirs = unique("acct"), unique("acct")
         store.append(mine, batch(2))

@@ -201,6 +201,8 @@ def _log_query(after: int, head: int, where: LogFilter) -> dict[str, Any]:
     query: dict[str, Any] = {"_id": {"$gt": after, "$lte": head}}
     if where.types is not None:
         query["type"] = {"$in": list(where.types)}
+    if where.type_prefix is not None:
+        query.setdefault("type", {})["$regex"] = "^" + re.escape(where.type_prefix)
     if where.category is not None:
         query["category"] = {"$eq": where.category}
     if where.stream_prefix is not None:

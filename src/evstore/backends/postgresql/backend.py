@@ -666,6 +666,9 @@ class PostgresBackend(
         if where.types is not None:
             filters.append("AND type = ANY(%(types)s::text[])")
             params["types"] = list(where.types)
+        if where.type_prefix is not None:
+            filters.append("AND starts_with(type, %(type_prefix)s)")
+            params["type_prefix"] = where.type_prefix
         if where.category is not None:
             filters.append("AND category = %(category)s")
             params["category"] = where.category
