@@ -100,3 +100,26 @@ def test_readme_install_steps_run_as_written_in_the_unpacked_sdist(
     # the `postgres` extra is an alias of `postgresql`
     dry = _run([pip, "install", "--dry-run", "--quiet", ".[postgres]"], cwd=tree)
     assert "error" not in dry.lower()
+
+
+def test_make_demo_runs_on_a_fresh_checkout_and_its_closing_hint_works_as_typed(
+    tmp_path: Path,
+) -> None:
+    tree = tmp_path / "checkout"
+    tracked = _run(["git", "ls-files", "-z"], cwd=ROOT).split("\0")
+    for name in filter(None, tracked):
+        source, target = ROOT / name, tree / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+    env = _clean_env()
+    for run in (1, 2):  # the second run finds the demo's own file and starts it afresh
+        output = _run(["make", "demo", f"PYTHON={sys.executable}"], cwd=tree, env=env)
+        assert "done" in output, output
+        lines = output.strip().splitlines()
+        assert lines[-2].startswith("Inspect it"), lines[-2:]
+        shown = _run(lines[-1].strip(), cwd=tree, env=env)
+        assert "user-0000@1" in shown, (run, shown)
+    frozen = _run([str(tree / ".venv" / "bin" / "pip"), "freeze"], cwd=tree).lower()
+    names = {re.split(r"==| @ ", line)[0] for line in frozen.splitlines()}
+    assert "orjson" in names and not names & {"pytest", "psycopg", "pymongo", "mypy"}
