@@ -37,6 +37,8 @@ NAMES = {
     "AsyncDeadLetterStore": "DeadLetterStore",
     "AsyncOperations": "Operations",
     "AsyncPartitionedLog": "PartitionedLog",
+    "AsyncTruncatableLog": "TruncatableLog",
+    "AsyncRetentionView": "RetentionView",
     "AsyncRepository": "Repository",
     "AsyncProjection": "Projection",
     "AsyncIterator": "Iterator",

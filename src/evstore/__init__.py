@@ -45,6 +45,7 @@ from evstore.errors import (
     UnknownEventType,
 )
 from evstore.spi._model import DeadLetter, StreamSummary
+from evstore.store._retention_rules import RetentionPolicy
 from evstore.store.connect import connect, connect_async, migrate
 from evstore.store.facade import EventStore
 from evstore.store.facade_async import AsyncEventStore, StoreStats
@@ -85,6 +86,7 @@ __all__ = [
     "ReadModel",
     "RecordedEvent",
     "Repository",
+    "RetentionPolicy",
     "SerializationError",
     "Snapshot",
     "Sql",

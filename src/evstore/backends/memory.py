@@ -39,6 +39,7 @@ from evstore.spi.backend import (
     Operations,
     PartitionedLog,
     SnapshotStore,
+    TruncatableLog,
 )
 
 
@@ -79,7 +80,13 @@ _shared_lock = threading.Lock()
 
 
 class MemoryBackend(
-    EventLog, SnapshotStore, CheckpointStore, DeadLetterStore, Operations, PartitionedLog
+    EventLog,
+    SnapshotStore,
+    CheckpointStore,
+    DeadLetterStore,
+    Operations,
+    PartitionedLog,
+    TruncatableLog,
 ):
     """Events in Python lists, guarded by one lock."""
 
@@ -229,6 +236,25 @@ class MemoryBackend(
             else:
                 stream.visible_from = stream.last_version + 1
             d.streams[stream_id] = stream
+
+    def truncate_stream(self, stream_id: str, before: int) -> int:
+        d = self._d
+        with d.lock:
+            stream = d.streams.get(stream_id)
+            if stream is None or stream.tombstoned:
+                return 0
+            before = min(before, stream.last_version)  # the last event stays
+            gone = [r for r in stream.events if r.version < before]
+            if not gone:
+                return 0
+            stream.events = [r for r in stream.events if r.version >= before]
+            for part in {r.partition for r in gone}:
+                positions = {r.position for r in gone if r.partition == part}
+                d.logs[part] = [r for r in d.logs[part] if r.position not in positions]
+            for r in gone:
+                d.by_event_id.pop(r.event_id, None)
+                d.placement.pop((r.partition, r.position), None)
+            return len(gone)
 
     def get_checkpoint(self, name: str) -> int | None:
         return self._d.checkpoints.get(name)

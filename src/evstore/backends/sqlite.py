@@ -78,6 +78,7 @@ from evstore.spi.backend import (
     PartitionedLog,
     SnapshotStore,
     TransactionalCheckpoints,
+    TruncatableLog,
 )
 
 SCHEMA_VERSION = 3
@@ -496,7 +497,13 @@ class _Group:
 
 
 class SQLiteBackend(
-    EventLog, SnapshotStore, TransactionalCheckpoints, DeadLetterStore, Operations, PartitionedLog
+    EventLog,
+    SnapshotStore,
+    TransactionalCheckpoints,
+    DeadLetterStore,
+    Operations,
+    PartitionedLog,
+    TruncatableLog,
 ):
     """Events in a SQLite file in WAL mode, shared safely by threads and processes."""
 
@@ -1021,6 +1028,22 @@ class SQLiteBackend(
                 "VALUES (?, ?, ?)",
                 (stream_id, last, int(hard)),
             )
+
+    def truncate_stream(self, stream_id: str, before: int) -> int:
+        with self._write() as db:
+            try:
+                last, _ = self._state(db, stream_id)
+            except StreamDeleted:
+                return 0
+            args = (stream_id, min(before, last))  # the last event stays
+            if self.log_partitions > 1:
+                db.execute(
+                    "DELETE FROM partition_log WHERE event_rowid IN "
+                    "(SELECT position FROM events WHERE stream_id = ? AND version < ?)",
+                    args,
+                )
+            cur = db.execute("DELETE FROM events WHERE stream_id = ? AND version < ?", args)
+            return cur.rowcount
 
     # -- checkpoints and waiting -----------------------------------------------------------
 

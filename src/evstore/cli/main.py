@@ -7,6 +7,7 @@
     evstore stats                counts
     evstore migrate              create or upgrade the schema explicitly
     evstore export|import|copy|verify|subscriptions|rebuild   operators (evstore.cli.ops)
+    evstore retention|scavenge   retention metadata, removing expired events (evstore.cli.ops)
 
 Every command but ``demo`` takes ``--url`` (default ``$EVSTORE_URL``, else ./evstore.db).
 
@@ -37,6 +38,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
         "subscriptions_command",
         "rebuild_command",
         "forget_command",
+        "retention_command",
+        "scavenge_command",
     ),
 }
 

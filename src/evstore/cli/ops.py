@@ -5,8 +5,11 @@
     evstore copy SRC_URL DST_URL    any backend to any backend (run again to resume)
     evstore verify                  check the store's integrity; exit 1 on any problem
     evstore subscriptions           named checkpoints: position, lag, parked events
+                                    (parked, discard, replay: the parked events)
     evstore rebuild MODULE:FACTORY  reset a projection's checkpoint and run it again
     evstore forget SUBJECT          crypto-shred a data subject's personal data
+    evstore retention [STREAM]      show or set retention metadata (--max-age, ...)
+    evstore scavenge                remove expired events for good; report what was freed
 
 Stored data (stream ids, checkpoint names, errors) is printed verbatim, never as markup.
 Errors go to stderr with exit status 1; an interrupted run exits 130 and resumes when run
@@ -214,6 +217,24 @@ def discard_command(url: str | None, name: str, position: int) -> None:
     click.echo(f"discarded {name}@{position}")
 
 
+@subscriptions_command.command("replay")
+@click.argument("factory")
+@click.option("--position", type=int, default=None, help="Only the event parked there.")
+@click.pass_obj
+def replay_command(url: str | None, factory: str, position: int | None) -> None:
+    """Hand the parked events of a projection to its handler again: FACTORY is
+    ``module:function`` (as for rebuild). A handled event leaves the list; one that fails
+    again stays with its new error."""
+    make = _factory(factory)
+    with _guard(), opened(url) as store:
+        projection = _projection(make(store), factory)
+        handled = projection.replay(position)
+        left = len(projection.dead_letters(limit=10_000))
+    click.echo(f"replayed {handled} parked events of {projection.name}; {left} still parked")
+    if left and position is None:
+        raise SystemExit(1)
+
+
 @subscriptions_command.command("reset")
 @click.argument("name")
 @click.option("--to", "position", default=0, show_default=True, help="The new position.")
@@ -225,21 +246,29 @@ def reset_command(url: str | None, name: str, position: int) -> None:
     click.echo(f"checkpoint {name}: {before} -> {position}")
 
 
+def _factory(factory: str) -> Any:
+    module_name, _, attribute = factory.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as e:
+        _fail(f"cannot load {factory!r}: {e} (expected module:function)")
+
+
+def _projection(made: object, factory: str) -> evstore.Projection:
+    if not isinstance(made, evstore.Projection):
+        _fail(f"{factory} returned {type(made).__name__}, not a Projection")
+    return made
+
+
 @click.command("rebuild")
 @url_option
 @click.argument("factory")
 def rebuild_command(url: str | None, factory: str) -> None:
     """Rebuild a projection from the start: FACTORY is ``module:function``, called with the
     store, returning the (stopped) Projection; its read model is reset by the function."""
-    module_name, _, attribute = factory.partition(":")
-    try:
-        make: Any = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as e:
-        _fail(f"cannot load {factory!r}: {e} (expected module:function)")
+    make = _factory(factory)
     with _guard(), opened(url) as store:
-        projection = make(store)
-        if not isinstance(projection, evstore.Projection):
-            _fail(f"{factory} returned {type(projection).__name__}, not a Projection")
+        projection = _projection(make(store), factory)
         ops.reset_checkpoint(store, store.checkpoint_name(projection.name), 0)
         with _progress("rebuild"):
             handled = projection.catch_up()
@@ -258,6 +287,66 @@ def forget_command(url: str | None, subject: str) -> None:
     click.echo(f"forgot {subject}" if had else f"{subject} had no key (now none can be made)")
 
 
+@click.command("retention")
+@url_option
+@click.argument("stream", required=False)
+@click.option("--category", help="Set the default of a category instead of one stream.")
+@click.option("--max-age", type=float, help="Seconds: older events are expired.")
+@click.option("--max-count", type=int, help="Keep only the newest N events.")
+@click.option("--truncate-before", type=int, help="Versions below this are expired.")
+@click.option("--protected", is_flag=True, help="Never deletable, for good.")
+@click.option("--clear", is_flag=True, help="Remove the target's limits.")
+def retention_command(
+    url: str | None,
+    stream: str | None,
+    category: str | None,
+    max_age: float | None,
+    max_count: int | None,
+    truncate_before: int | None,
+    protected: bool,
+    clear: bool,
+) -> None:
+    """Show every retention metadata (no option), or set that of STREAM or --category."""
+    limits = max_age is not None or max_count is not None or truncate_before is not None
+    with _guard(), opened(url) as store:
+        if limits or protected or clear:
+            if clear and (limits or protected):
+                _fail("--clear takes no limit", 2)
+            store.set_retention(
+                stream,
+                category=category,
+                max_age=max_age,
+                max_count=max_count,
+                truncate_before=truncate_before,
+                protected=protected,
+            )
+        elif stream is not None or category is not None:
+            policy = store.retention(stream, category=category)
+            click.echo(_policy_line("stream" if stream else "category", stream or category, policy))
+            return
+        policies = store.retention_policies()
+    click.echo("target\tid\tmax_age\tmax_count\ttruncate_before\tprotected")
+    for (kind, target), policy in policies.items():
+        click.echo(_policy_line(kind, target, policy))
+
+
+def _policy_line(kind: str, target: object, policy: evstore.RetentionPolicy) -> str:
+    age = "" if policy.max_age is None else f"{policy.max_age.total_seconds():g}"
+    count = "" if policy.max_count is None else str(policy.max_count)
+    cut = "" if policy.truncate_before is None else str(policy.truncate_before)
+    return f"{kind}\t{target}\t{age}\t{count}\t{cut}\t{'yes' if policy.protected else ''}"
+
+
+@click.command("scavenge")
+@url_option
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+def scavenge_command(url: str | None, dry_run: bool) -> None:
+    """Remove expired events for good (safe beside writers and subscribers)."""
+    with _guard(), opened(url) as store, _progress("scavenge") as progress:
+        report = ops.scavenge(store, dry_run=dry_run, progress=progress)
+    click.echo(report.summary())
+
+
 COMMANDS = [
     export_command,
     import_command,
@@ -266,4 +355,6 @@ COMMANDS = [
     subscriptions_command,
     rebuild_command,
     forget_command,
+    retention_command,
+    scavenge_command,
 ]

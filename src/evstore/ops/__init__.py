@@ -1,4 +1,4 @@
-"""Operating a store: export, import, copy between backends, verify.
+"""Operating a store: export, import, copy between backends, verify, scavenge.
 
 Each is a function over open stores (sync here; the asyncio twins are in
 ``evstore.ops.transfer_async`` and ``evstore.ops.verify_async``) and an ``evstore`` command.
@@ -6,6 +6,7 @@ They use the backend interface (:mod:`evstore.spi`) for what the public API does
 ``recorded_at``, delete states, the list of checkpoints, dead letters.
 """
 
+from evstore.ops.retention import ScavengeReport, scavenge
 from evstore.ops.transfer import TransferReport, copy_store, export_store, import_store
 from evstore.ops.verify import (
     Problem,
@@ -18,6 +19,7 @@ from evstore.ops.verify import (
 
 __all__ = [
     "Problem",
+    "ScavengeReport",
     "SubscriptionInfo",
     "TransferReport",
     "VerifyReport",
@@ -25,6 +27,7 @@ __all__ = [
     "export_store",
     "import_store",
     "reset_checkpoint",
+    "scavenge",
     "subscriptions",
     "verify_store",
 ]

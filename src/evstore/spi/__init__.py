@@ -34,6 +34,7 @@ from evstore.spi.backend import (
     SnapshotStore,
     TransactionalBackend,
     TransactionalCheckpoints,
+    TruncatableLog,
 )
 from evstore.spi.backend_async import (
     STATS_KEYS,
@@ -46,6 +47,7 @@ from evstore.spi.backend_async import (
     AsyncSnapshotStore,
     AsyncTransactionalBackend,
     AsyncTransactionalCheckpoints,
+    AsyncTruncatableLog,
 )
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "AsyncSnapshotStore",
     "AsyncTransactionalBackend",
     "AsyncTransactionalCheckpoints",
+    "AsyncTruncatableLog",
     "Backend",
     "CheckpointStore",
     "DeadLetter",
@@ -77,6 +80,7 @@ __all__ = [
     "StreamSummary",
     "TransactionalBackend",
     "TransactionalCheckpoints",
+    "TruncatableLog",
     "check_expected",
     "replayed_result",
     "stable_hash",

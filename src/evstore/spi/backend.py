@@ -16,6 +16,8 @@ protocol of its own and each with its own contract class in :mod:`evstore.testin
 - :class:`Operations`: listings and counts for operators (``OperationsContract``).
 - :class:`PartitionedLog`, optional: ``P > 1`` log partitions, each a log with positions
   of its own (the whole contract run with ``partitions=16``).
+- :class:`TruncatableLog`, optional: physically remove the oldest events of a stream
+  (what ``scavenge`` of :mod:`evstore.ops.retention` needs; ``tests/test_retention.py``).
 
 A backend class names the tiers it implements among its bases (so mypy checks every
 method against its tier); :class:`Backend` is the union the store needs, and
@@ -51,6 +53,7 @@ __all__ = [
     "SnapshotStore",
     "TransactionalBackend",
     "TransactionalCheckpoints",
+    "TruncatableLog",
 ]
 
 STATS_KEYS = ("events", "streams", "snapshots", "checkpoints", "head_position")
@@ -266,6 +269,29 @@ class PartitionedLog(Protocol):
 
     def partition_heads(self) -> list[int]:
         """The newest visible position of every partition (0 for an empty one)."""
+        ...
+
+
+@runtime_checkable
+class TruncatableLog(Protocol):
+    """Optional: remove a stream's oldest events for good (retention's ``scavenge``).
+
+    The retention rules (stream metadata, what has expired) live above the interface; a
+    backend only cuts a prefix off a stream. ``scavenge`` finds it with
+    ``isinstance(backend, TruncatableLog)`` and reports a backend without it.
+    """
+
+    def truncate_stream(self, stream_id: str, before: int) -> int:
+        """Remove the stream's stored events with ``version < before``; return how many.
+
+        The caller never passes ``before`` above the stream's last version, so the last
+        event always stays. Versions never renumber: the stream's version, its visible /
+        soft-deleted / tombstoned state, its snapshot and its later events are unchanged,
+        and so are the positions of the events that stay. The removed events leave the
+        global log (like a hard delete's) and their event ids are free again. Safe beside
+        appends to the same stream (they add versions above ``before``) and beside readers;
+        running it again removes nothing more. A missing or tombstoned stream: 0.
+        """
         ...
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, TypedDict, Unpack, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -36,10 +37,12 @@ from evstore.spi._model import (
     stable_hash,
 )
 from evstore.spi.backend_async import AsyncBackend
+from evstore.store._retention_rules import RETENTION_STREAM, RetentionPolicy, make_policy
 from evstore.store.filters import LogFilterOptions, log_filter
 from evstore.store.partitioning import Partitioning
 from evstore.store.reader_async import AsyncLogReader
 from evstore.store.records import record_to_event
+from evstore.store.retention_async import AsyncRetentionView
 from evstore.store.settings import StoreSettings
 from evstore.store.subscription_async import AsyncSubscription
 
@@ -145,6 +148,9 @@ class AsyncEventStore:
         self._partitions = int(getattr(backend, "log_partitions", 1))
         # per log partition: (log read up to, tenant's newest position) - head_position
         self._tenant_scan = [(0, 0)] * self._partitions
+        self._retention = AsyncRetentionView(
+            backend, f"{self._prefix}{RETENTION_STREAM}", self._separator
+        )
         self._closed = False
 
     def __repr__(self) -> str:
@@ -233,7 +239,7 @@ class AsyncEventStore:
         writes nothing. Appending the same event ids again at the same place returns the
         original result; reusing an id elsewhere raises ``DuplicateEventId``.
         """
-        self._stream(stream_id)
+        self._writable(stream_id)
         expected = _expected(expected_version)
         pending = _pending(events)
         placement = self._placement(stream_id)
@@ -258,9 +264,11 @@ class AsyncEventStore:
         tombstone; the events are removed and any later read or append raises
         ``StreamDeleted``.
         """
-        self._stream(stream_id)
+        self._writable(stream_id)
         if not isinstance(hard, bool):
             raise InvalidInput(f"hard must be a bool, got {hard!r}")
+        if await self._retention.protected(stream_id):
+            raise InvalidInput(f"stream {stream_id!r} is protected: it is never deleted")
         await self._backend.delete_stream(stream_id, hard, _expected(expected_version))
 
     # -- reading a stream ------------------------------------------------------------------
@@ -302,15 +310,19 @@ class AsyncEventStore:
         remaining = check.optional_positive_int(limit, "limit")
         if not isinstance(backwards, bool):
             raise InvalidInput(f"backwards must be a bool, got {backwards!r}")
+        floor, cutoff = await self._retention.bounds(stream_id)  # expired: never returned
+        low = max(low, floor)
         while remaining is None or remaining > 0:
             page = self._page_size if remaining is None else min(remaining, self._page_size)
             records = await self._backend.read_stream(stream_id, low, high, page, backwards)
             for record in records:
+                if cutoff is not None and record.recorded_at < cutoff:
+                    continue
                 yield record_to_event(record)
+                if remaining is not None:
+                    remaining -= 1
             if len(records) < page:
                 return
-            if remaining is not None:
-                remaining -= len(records)
             if backwards:
                 high = records[-1].version - 1
             else:
@@ -342,7 +354,9 @@ class AsyncEventStore:
             options["partition"] = (part, count)
         where = log_filter(options, self._prefix or None)
         if count == 1:
-            return AsyncLogReader(self._backend, where, self._poll_interval)
+            return AsyncLogReader(
+                self._backend, where, self._poll_interval, retention=self._retention
+            )
         parts = tuple(range(count))
         if where.partition is not None:
             i, n = where.partition
@@ -357,7 +371,14 @@ class AsyncEventStore:
         if where.stream_id is not None:  # one stream lives in one partition
             home = self._placement(where.stream_id).log_partition
             parts = tuple(j for j in parts if j == home)
-        return AsyncLogReader(self._backend, where, self._poll_interval, count=count, parts=parts)
+        return AsyncLogReader(
+            self._backend,
+            where,
+            self._poll_interval,
+            count=count,
+            parts=parts,
+            retention=self._retention,
+        )
 
     def _start(self, position: object, reader: AsyncLogReader) -> int | LogCursor:
         """``from_position`` checked against the store's partitions: an int or a cursor."""
@@ -555,6 +576,69 @@ class AsyncEventStore:
         # async-only: end
         subscription.start()
         return subscription
+
+    # -- retention -------------------------------------------------------------------------
+
+    def _writable(self, stream_id: object) -> str:
+        """A stream id the public write calls may use (not the retention metadata)."""
+        sid = self._stream(stream_id)
+        if sid == self._retention.stream_id:
+            raise InvalidInput(f"{sid!r} holds retention metadata: use set_retention()")
+        return sid
+
+    async def set_retention(
+        self,
+        stream_id: str | None = None,
+        *,
+        category: str | None = None,
+        max_age: timedelta | float | None = None,
+        max_count: int | None = None,
+        truncate_before: int | None = None,
+        protected: bool = False,
+    ) -> None:
+        """Set the retention metadata of one stream, or of a category (its streams' default).
+
+        Events of a stream with last version ``L`` are *expired* when older than
+        ``max_age`` (a timedelta or seconds, by ``recorded_at``), at most ``L - max_count``,
+        or below version ``truncate_before``; no read (stream, global log, subscription,
+        projection, aggregate load) returns them from the next read on, in any process, and
+        :func:`evstore.ops.scavenge` removes them. A stream's own value wins over its
+        category's, field by field; a call replaces the target's metadata (no limits:
+        clears it). ``protected=True`` makes the target never deletable, for good: no
+        limits, no ``delete_stream``, no later change. Versions never renumber.
+        """
+        policy = make_policy(max_age, max_count, truncate_before, protected)
+        if (stream_id is None) == (category is None):
+            raise InvalidInput("set_retention takes a stream_id or a category=, not both")
+        if stream_id is not None:
+            sid = self._writable(stream_id)
+            kind, target = "stream", sid
+        else:
+            check._name(category, "category")
+            assert isinstance(category, str)
+            kind, target = "category", category
+        meta = self._retention.stream_id
+        await self._retention.set(kind, target, policy, self._placement(meta))
+
+    async def retention(
+        self, stream_id: str | None = None, *, category: str | None = None
+    ) -> RetentionPolicy:
+        """The retention metadata in force: a stream's (its own over its category's), or a
+        category's."""
+        if (stream_id is None) == (category is None):
+            raise InvalidInput("retention takes a stream_id or a category=, not both")
+        rules = await self._retention.refresh()
+        if stream_id is not None:
+            return rules.effective(self._stream(stream_id))
+        check._name(category, "category")
+        return rules.of_target("category", str(category))
+
+    async def retention_policies(self) -> dict[tuple[str, str], RetentionPolicy]:
+        """Every stored retention metadata, ``{("stream"|"category", id): policy}``."""
+        rules = await self._retention.refresh()
+        found = {("category", k): v for k, v in rules.categories.items()}
+        found.update({("stream", k): v for k, v in rules.streams.items()})
+        return dict(sorted(found.items()))
 
     # -- operations ------------------------------------------------------------------------
 

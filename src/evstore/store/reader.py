@@ -32,6 +32,7 @@ from evstore._types import LogCursor
 from evstore.errors import InvalidInput
 from evstore.spi._model import EventRecord, LogFilter, LogPage
 from evstore.spi.backend import Backend
+from evstore.store.retention import RetentionView
 
 log = logging.getLogger("evstore.subscription")
 
@@ -52,6 +53,7 @@ class AsyncLogReader:
         *,
         count: int = 1,
         parts: tuple[int, ...] = (0,),
+        retention: RetentionView | None = None,
     ) -> None:
         self.backend = backend
         self.where = where
@@ -60,9 +62,30 @@ class AsyncLogReader:
         """The store's number of log partitions ``P``."""
         self.parts = parts
         """The log partitions this reader reads (``(0,)`` when ``P == 1``)."""
+        self.retention = retention
+        """The store's retention metadata: expired events are never returned."""
 
     def read(self, after: int, limit: int, partition: int = 0) -> LogPage:
-        """Up to ``limit`` wanted events of ``partition`` with position > ``after``."""
+        """Up to ``limit`` wanted events of ``partition`` with position > ``after``.
+
+        Expired events (retention) are left out, and the page is filled from further on
+        in their place: a page shorter than ``limit`` still means the log was read to its
+        head, and ``scanned_to`` passes the expired events left out.
+        """
+        retention = self.retention
+        if retention is None:
+            return self._read(after, limit, partition)
+        kept: list[EventRecord] = []
+        while True:
+            want = limit - len(kept)
+            page = self._read(after, want, partition)
+            kept.extend(retention.keep(page.events))
+            following = self.next_position(after, page)
+            if len(page.events) < want or len(kept) == limit or following == after:
+                return LogPage(kept, following)
+            after = following
+
+    def _read(self, after: int, limit: int, partition: int) -> LogPage:
         if self.count == 1:
             return self.backend.read_all(after, limit, self.where)
         read = self.backend.read_partition  # type: ignore[attr-defined]

@@ -117,6 +117,7 @@ from evstore.spi.backend import (
     PartitionedLog,
     SnapshotStore,
     TransactionalCheckpoints,
+    TruncatableLog,
 )
 
 COUNTER = "position"
@@ -257,6 +258,7 @@ class MongoBackend(
     DeadLetterStore,
     Operations,
     PartitionedLog,
+    TruncatableLog,
 ):
     """Streams, the global log, snapshots and checkpoints in one MongoDB database."""
 
@@ -634,6 +636,21 @@ class MongoBackend(
 
         with self._errors():
             self._transaction(body)
+
+    def truncate_stream(self, stream_id: str, before: int) -> int:
+        def body(session: ClientSession) -> int:
+            stream = self._db.streams.find_one({"_id": stream_id}, session=session)
+            if stream is None or stream["tombstoned"]:
+                return 0
+            below = min(before, int(stream["version"]))  # the last event stays
+            result = self._db.events.delete_many(
+                {"stream_id": stream_id, "version": {"$lt": below}}, session=session
+            )
+            return int(result.deleted_count)
+
+        with self._errors():
+            removed: int = self._transaction(body)
+            return removed
 
     # -- snapshots -------------------------------------------------------------------------
 

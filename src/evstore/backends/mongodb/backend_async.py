@@ -115,6 +115,7 @@ from evstore.spi.backend_async import (
     AsyncPartitionedLog,
     AsyncSnapshotStore,
     AsyncTransactionalCheckpoints,
+    AsyncTruncatableLog,
 )
 
 COUNTER = "position"
@@ -255,6 +256,7 @@ class AsyncMongoBackend(
     AsyncDeadLetterStore,
     AsyncOperations,
     AsyncPartitionedLog,
+    AsyncTruncatableLog,
 ):
     """Streams, the global log, snapshots and checkpoints in one MongoDB database."""
 
@@ -632,6 +634,21 @@ class AsyncMongoBackend(
 
         async with self._errors():
             await self._transaction(body)
+
+    async def truncate_stream(self, stream_id: str, before: int) -> int:
+        async def body(session: AsyncClientSession) -> int:
+            stream = await self._db.streams.find_one({"_id": stream_id}, session=session)
+            if stream is None or stream["tombstoned"]:
+                return 0
+            below = min(before, int(stream["version"]))  # the last event stays
+            result = await self._db.events.delete_many(
+                {"stream_id": stream_id, "version": {"$lt": below}}, session=session
+            )
+            return int(result.deleted_count)
+
+        async with self._errors():
+            removed: int = await self._transaction(body)
+            return removed
 
     # -- snapshots -------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from evstore.spi.backend import (
     EventLog,
     Operations,
     SnapshotStore,
+    TruncatableLog,
 )
 
 T = TypeVar("T")
@@ -45,6 +46,7 @@ class NatsBackend(
     CheckpointStore,
     DeadLetterStore,
     Operations,
+    TruncatableLog,
 ):
     """A sync ``Backend`` over :class:`AsyncNatsBackend` on a private event-loop thread."""
 
@@ -101,6 +103,9 @@ class NatsBackend(
 
     def delete_stream(self, stream_id: str, hard: bool, expected: ExpectedVersion) -> None:
         self._call(self.backend.delete_stream(stream_id, hard, expected))
+
+    def truncate_stream(self, stream_id: str, before: int) -> int:
+        return self._call(self.backend.truncate_stream(stream_id, before))
 
     def get_checkpoint(self, name: str) -> int | None:
         return self._call(self.backend.get_checkpoint(name))

@@ -94,6 +94,7 @@ from evstore.spi.backend_async import (
     AsyncEventLog,
     AsyncOperations,
     AsyncSnapshotStore,
+    AsyncTruncatableLog,
 )
 
 T = TypeVar("T")
@@ -181,6 +182,7 @@ class AsyncNatsBackend(
     AsyncCheckpointStore,
     AsyncDeadLetterStore,
     AsyncOperations,
+    AsyncTruncatableLog,
 ):
     """Streams, the global log, snapshots and checkpoints in NATS JetStream."""
 
@@ -573,7 +575,14 @@ class AsyncNatsBackend(
         ids = {e.event_id for e in events}
         if state.last == 0:
             return []
-        records = await self._scan(p, token, stream_id, 1, state.last, state.sequence)
+        # From the first version stored: a truncated stream (scavenge) starts later.
+        first = await self._direct_get(
+            self.names.logs[p], {"seq": 1, "next_by_subj": self.names.events(p, token)}
+        )
+        if first is None:
+            return []
+        low = int((first.headers or {})[m.VERSION])
+        records = await self._scan(p, token, stream_id, low, state.last, state.sequence)
         return [r for r in records if r.event_id in ids]
 
     async def _record_at(self, p: int, sequence: int) -> EventRecord | None:
@@ -769,6 +778,51 @@ class AsyncNatsBackend(
 
         async with self._errors():
             await self._retrying(delete)
+
+    async def truncate_stream(self, stream_id: str, before: int) -> int:
+        """JetStream's own primitive: a purge of the stream's subject below a sequence.
+
+        First a marker that hides versions below ``before`` (readers then start there, as
+        after a soft delete; it is guarded like an append), then ``STREAM.PURGE`` with
+        ``filter`` = the stream's events subject and ``seq`` = the sequence of version
+        ``before``: messages of that subject below it go, later appends (higher sequences)
+        cannot be touched. ``keep`` would count from the newest message, which a
+        concurrent append moves, so it is not used.
+        """
+        p, token = self._locate(stream_id)
+
+        async def cut() -> int:
+            try:
+                state = await self._state(p, token, stream_id)
+            except StreamDeleted:
+                return 0
+            below = min(before, state.last)  # the last event stays
+            if state.sequence == 0 or below <= 1:
+                return 0
+            if below - 1 > state.hidden:
+                headers = {
+                    m.VERSION: str(state.last),
+                    m.HIDDEN: str(below - 1),
+                    m.KIND: "truncated",
+                    m.EXPECTED_SEQ: str(state.sequence),
+                    m.EXPECTED_SUBJECT: self.names.any_of(p, token),
+                }
+                try:
+                    await self._publish(self.names.markers(p, token), b"", headers)
+                except _ServerError as e:
+                    if e.err_code in WRONG_LAST_SEQUENCE:
+                        raise _Retry("the stream moved meanwhile") from e
+                    raise
+                state = await self._state(p, token, stream_id)
+            kept = await self._scan(p, token, stream_id, below, below, state.sequence)
+            answer = await self._api(
+                f"STREAM.PURGE.{self.names.logs[p]}",
+                {"filter": self.names.events(p, token), "seq": kept[0].position},
+            )
+            return int(answer.get("purged", 0))
+
+        async with self._errors():
+            return await self._retrying(cut)
 
     async def _purge_events(self, p: int, token: str) -> None:
         await self._api(

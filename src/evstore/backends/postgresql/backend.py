@@ -130,6 +130,7 @@ from evstore.spi.backend import (
     Operations,
     SnapshotStore,
     TransactionalCheckpoints,
+    TruncatableLog,
 )
 
 log = logging.getLogger("evstore.postgresql")
@@ -256,6 +257,7 @@ class PostgresBackend(
     TransactionalCheckpoints,
     DeadLetterStore,
     Operations,
+    TruncatableLog,
 ):
     """Events in PostgreSQL tables of one schema, shared by any number of processes."""
 
@@ -867,6 +869,32 @@ SELECT tombstoned FROM t""",
                 "last_version = excluded.last_version, tombstoned = excluded.tombstoned",
                 (stream_id, last, hard),
             )
+
+    def truncate_stream(self, stream_id: str, before: int) -> int:
+        if not self._ready:
+            self.open()
+        s = self._schema
+        with self._errors, self._pool.connection() as conn, conn.transaction():
+            conn.execute(  # the lock of delete_stream: one of them at a time
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"evstore delete {s} {stream_id}",),
+            )
+            cur = conn.execute(self._sql["state"], {"sid": stream_id})
+            row = cur.fetchone()
+            assert row is not None
+            if bool(row[2]):
+                return 0
+            args = (stream_id, min(before, int(row[0])))  # the last event stays
+            if self._partitioned:
+                conn.execute(
+                    f"DELETE FROM {s}.event_ids WHERE event_id IN (SELECT event_id FROM "
+                    f"{s}.events WHERE stream_id = %s AND version < %s)",
+                    args,
+                )
+            cur = conn.execute(
+                f"DELETE FROM {s}.events WHERE stream_id = %s AND version < %s", args
+            )
+            return cur.rowcount
 
     # -- checkpoints and projections -------------------------------------------------------
 

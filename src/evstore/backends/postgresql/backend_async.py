@@ -128,6 +128,7 @@ from evstore.spi.backend_async import (
     AsyncOperations,
     AsyncSnapshotStore,
     AsyncTransactionalCheckpoints,
+    AsyncTruncatableLog,
 )
 
 log = logging.getLogger("evstore.postgresql")
@@ -254,6 +255,7 @@ class AsyncPostgresBackend(
     AsyncTransactionalCheckpoints,
     AsyncDeadLetterStore,
     AsyncOperations,
+    AsyncTruncatableLog,
 ):
     """Events in PostgreSQL tables of one schema, shared by any number of processes."""
 
@@ -865,6 +867,32 @@ SELECT tombstoned FROM t""",
                 "last_version = excluded.last_version, tombstoned = excluded.tombstoned",
                 (stream_id, last, hard),
             )
+
+    async def truncate_stream(self, stream_id: str, before: int) -> int:
+        if not self._ready:
+            await self.open()
+        s = self._schema
+        async with self._errors, self._pool.connection() as conn, conn.transaction():
+            await conn.execute(  # the lock of delete_stream: one of them at a time
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"evstore delete {s} {stream_id}",),
+            )
+            cur = await conn.execute(self._sql["state"], {"sid": stream_id})
+            row = await cur.fetchone()
+            assert row is not None
+            if bool(row[2]):
+                return 0
+            args = (stream_id, min(before, int(row[0])))  # the last event stays
+            if self._partitioned:
+                await conn.execute(
+                    f"DELETE FROM {s}.event_ids WHERE event_id IN (SELECT event_id FROM "
+                    f"{s}.events WHERE stream_id = %s AND version < %s)",
+                    args,
+                )
+            cur = await conn.execute(
+                f"DELETE FROM {s}.events WHERE stream_id = %s AND version < %s", args
+            )
+            return cur.rowcount
 
     # -- checkpoints and projections -------------------------------------------------------
 
