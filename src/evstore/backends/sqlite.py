@@ -522,6 +522,8 @@ class SQLiteBackend(
             raise InvalidInput(f"group_commit must be on, off or always, not {group_commit!r}")
         self._group_commit = group_commit
         self._group = _Group()
+        self.group_commit_observer: Callable[[int], None] | None = None
+        """Called with the size of each group of appends written (set by the store)."""
         self._path = os.path.abspath(path)
         self._synchronous = synchronous.upper()
         self._busy_timeout = float(busy_timeout)
@@ -727,6 +729,8 @@ class SQLiteBackend(
         durable; only then are results handed out. If the transaction itself fails, every
         append of the group gets that error and none is written.
         """
+        if self.group_commit_observer is not None:
+            self.group_commit_observer(len(group))
         if len(group) == 1 and self._group_commit != "always":
             only = group[0]
             try:

@@ -31,6 +31,7 @@ from evstore import _sio
 from evstore import _validation as check
 from evstore._types import RecordedEvent
 from evstore.errors import BackendUnavailable, InvalidInput, SerializationError
+from evstore.observability import active, payload, system_name, track_follower
 from evstore.spi._model import DeadLetter, EventRecord
 from evstore.spi.backend import TransactionalCheckpoints
 from evstore.store.filters import LogFilterOptions
@@ -169,6 +170,7 @@ class Projection(LogFollower):
         if self.running:
             raise InvalidInput(f"projection {self._name!r} is already running")
         self._prepare()
+        track_follower(self, "projection", self._name)
         self._launch(f"evstore-projection-{self._name}")
 
     def catch_up(self, *, until: int | None = None, timeout: float = 60.0) -> int:
@@ -207,7 +209,7 @@ class Projection(LogFollower):
         size = self._size
         page = self._reader.read(self._position, size)
         self._head = max(self._head, page.scanned_to)
-        if page.events and not self._handle_page(page.events):
+        if page.events and not self._handle_traced(page.events):
             # Another instance moved the checkpoint (or an unreadable event was set aside):
             # the rest of this page is not handled; read again after the position now.
             return False
@@ -217,6 +219,14 @@ class Projection(LogFollower):
             # (a compare-and-set too: an instance that lost it reads again).
             self._commit(page.scanned_to, None)
         return caught_up
+
+    def _handle_traced(self, records: list[EventRecord]) -> bool:
+        otel = active()
+        if otel is None:
+            return self._handle_page(records)
+        system = system_name(self._backend)
+        with otel.batch("projection", self._name, system, len(records), self.lag):
+            return self._handle_page(records)
 
     def _handle_page(self, records: list[EventRecord]) -> bool:
         """Handle a page; return False when the rest of it must be read again.
@@ -304,6 +314,11 @@ class Projection(LogFollower):
         if self._transact is not None and self._moved():
             return False  # another instance got past it meanwhile: not ours to park
         self._backend.park(_letter(self._checkpoint, event, error, self._max_attempts))
+        log.warning(
+            "projection %s: parked %s@%d (%s, position %d) after %d attempts: %s: %s%s",
+            self._name, event.stream_id, event.version, event.type, event.position,
+            self._max_attempts, type(error).__name__, error, payload(event),
+        )  # fmt: skip
         if self._transact is not None:
             return self._commit(event.position, None)
         return True

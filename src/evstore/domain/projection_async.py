@@ -29,6 +29,7 @@ from evstore import _aio
 from evstore import _validation as check
 from evstore._types import RecordedEvent
 from evstore.errors import BackendUnavailable, InvalidInput, SerializationError
+from evstore.observability import active, payload, system_name, track_follower
 from evstore.spi._model import DeadLetter, EventRecord
 from evstore.spi.backend_async import AsyncTransactionalCheckpoints
 from evstore.store.filters import LogFilterOptions
@@ -167,6 +168,7 @@ class AsyncProjection(AsyncLogFollower):
         if self.running:
             raise InvalidInput(f"projection {self._name!r} is already running")
         await self._prepare()
+        track_follower(self, "projection", self._name)
         self._launch(f"evstore-projection-{self._name}")
 
     async def catch_up(self, *, until: int | None = None, timeout: float = 60.0) -> int:
@@ -205,7 +207,7 @@ class AsyncProjection(AsyncLogFollower):
         size = self._size
         page = await self._reader.read(self._position, size)
         self._head = max(self._head, page.scanned_to)
-        if page.events and not await self._handle_page(page.events):
+        if page.events and not await self._handle_traced(page.events):
             # Another instance moved the checkpoint (or an unreadable event was set aside):
             # the rest of this page is not handled; read again after the position now.
             return False
@@ -215,6 +217,14 @@ class AsyncProjection(AsyncLogFollower):
             # (a compare-and-set too: an instance that lost it reads again).
             await self._commit(page.scanned_to, None)
         return caught_up
+
+    async def _handle_traced(self, records: list[EventRecord]) -> bool:
+        otel = active()
+        if otel is None:
+            return await self._handle_page(records)
+        system = system_name(self._backend)
+        with otel.batch("projection", self._name, system, len(records), self.lag):
+            return await self._handle_page(records)
 
     async def _handle_page(self, records: list[EventRecord]) -> bool:
         """Handle a page; return False when the rest of it must be read again.
@@ -302,6 +312,11 @@ class AsyncProjection(AsyncLogFollower):
         if self._transact is not None and await self._moved():
             return False  # another instance got past it meanwhile: not ours to park
         await self._backend.park(_letter(self._checkpoint, event, error, self._max_attempts))
+        log.warning(
+            "projection %s: parked %s@%d (%s, position %d) after %d attempts: %s: %s%s",
+            self._name, event.stream_id, event.version, event.type, event.position,
+            self._max_attempts, type(error).__name__, error, payload(event),
+        )  # fmt: skip
         if self._transact is not None:
             return await self._commit(event.position, None)
         return True

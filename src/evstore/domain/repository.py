@@ -32,6 +32,7 @@ from evstore.errors import (
     StreamDeleted,
     StreamNotFound,
 )
+from evstore.observability import track_cache
 from evstore.store.facade import EventStore
 
 log = logging.getLogger("evstore.repository")
@@ -93,6 +94,8 @@ class Repository(Generic[A]):
         if cache:
             self.states = LRUCache(cache_entries, cache_bytes)
             self.snapshots = LRUCache(cache_entries, cache_bytes)
+            track_cache(self.states, f"{aggregate_class.__name__}.states")
+            track_cache(self.snapshots, f"{aggregate_class.__name__}.snapshots")
 
     def __repr__(self) -> str:
         every = "never" if self._every is None else f"every {self._every}"
@@ -319,7 +322,7 @@ class Repository(Generic[A]):
             except ConcurrencyError:
                 if attempt == attempts:
                     raise
-                log.debug("retrying a command on %s after a concurrent save", id)
+                log.info("%s changed concurrently: retry %d of %d", id, attempt, attempts - 1)
                 continue
             return aggregate
         raise AssertionError("unreachable")  # pragma: no cover

@@ -30,6 +30,7 @@ from evstore.errors import (
     StreamDeleted,
     StreamNotFound,
 )
+from evstore.observability import track_cache
 from evstore.store.facade_async import AsyncEventStore
 
 log = logging.getLogger("evstore.repository")
@@ -91,6 +92,8 @@ class AsyncRepository(Generic[A]):
         if cache:
             self.states = LRUCache(cache_entries, cache_bytes)
             self.snapshots = LRUCache(cache_entries, cache_bytes)
+            track_cache(self.states, f"{aggregate_class.__name__}.states")
+            track_cache(self.snapshots, f"{aggregate_class.__name__}.snapshots")
 
     def __repr__(self) -> str:
         every = "never" if self._every is None else f"every {self._every}"
@@ -317,7 +320,7 @@ class AsyncRepository(Generic[A]):
             except ConcurrencyError:
                 if attempt == attempts:
                     raise
-                log.debug("retrying a command on %s after a concurrent save", id)
+                log.info("%s changed concurrently: retry %d of %d", id, attempt, attempts - 1)
                 continue
             return aggregate
         raise AssertionError("unreachable")  # pragma: no cover

@@ -28,8 +28,10 @@ from evstore._types import (
     _ExpectedVersionMode,
 )
 from evstore.errors import DuplicateEventId, InvalidInput, SerializationError
+from evstore.observability import active, system_name, watch_backend
 from evstore.spi._model import (
     UNREADABLE,
+    EventRecord,
     PendingEvent,
     Placement,
     SnapshotRecord,
@@ -152,6 +154,8 @@ class AsyncEventStore:
             backend, f"{self._prefix}{RETENTION_STREAM}", self._separator
         )
         self._closed = False
+        self._system = system_name(backend)  # db.system.name of its spans and metrics
+        watch_backend(backend)
 
     def __repr__(self) -> str:
         where = self._url or type(self._backend).__name__
@@ -239,6 +243,17 @@ class AsyncEventStore:
         writes nothing. Appending the same event ids again at the same place returns the
         original result; reusing an id elsewhere raises ``DuplicateEventId``.
         """
+        otel = active()
+        if otel is None:
+            return await self._append(stream_id, events, expected_version)
+        with otel.operation("append", self._system, stream_id) as op:
+            result = await self._append(stream_id, events, expected_version)
+            op.count = len(result.positions)
+            return result
+
+    async def _append(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: ExpectedVersion
+    ) -> AppendResult:
         self._writable(stream_id)
         expected = _expected(expected_version)
         pending = _pending(events)
@@ -314,7 +329,7 @@ class AsyncEventStore:
         low = max(low, floor)
         while remaining is None or remaining > 0:
             page = self._page_size if remaining is None else min(remaining, self._page_size)
-            records = await self._backend.read_stream(stream_id, low, high, page, backwards)
+            records = await self._read_stream(stream_id, low, high, page, backwards)
             for record in records:
                 if cutoff is not None and record.recorded_at < cutoff:
                     continue
@@ -327,6 +342,17 @@ class AsyncEventStore:
                 high = records[-1].version - 1
             else:
                 low = records[-1].version + 1
+
+    async def _read_stream(
+        self, stream_id: str, low: int, high: int | None, limit: int, backwards: bool
+    ) -> list[EventRecord]:
+        otel = active()
+        if otel is None:
+            return await self._backend.read_stream(stream_id, low, high, limit, backwards)
+        with otel.operation("read_stream", self._system, stream_id) as op:
+            records = await self._backend.read_stream(stream_id, low, high, limit, backwards)
+            op.count = len(records)
+            return records
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: its last event's version, 0 if it has none."""
@@ -484,7 +510,14 @@ class AsyncEventStore:
 
     async def get_snapshot(self, stream_id: str) -> Snapshot | None:
         """The latest snapshot saved for a stream, or None."""
-        record = await self._backend.get_snapshot(self._stream(stream_id))
+        self._stream(stream_id)
+        otel = active()
+        if otel is None:
+            record = await self._backend.get_snapshot(stream_id)
+        else:
+            with otel.operation("get_snapshot", self._system, stream_id) as op:
+                record = await self._backend.get_snapshot(stream_id)
+                op.count = 0 if record is None else 1
         if record is None:
             return None
         if record.taken_at is UNREADABLE:
@@ -517,15 +550,19 @@ class AsyncEventStore:
                 f"snapshot of {snapshot.stream_id!r} at version {snapshot.version} is ahead "
                 f"of the stream (version {current}); snapshot only stored events"
             )
-        await self._backend.save_snapshot(
-            SnapshotRecord(
-                snapshot.stream_id,
-                snapshot.version,
-                _codec.encode(snapshot.data, "snapshot.data"),
-                snapshot.schema_version,
-                snapshot.taken_at,
-            )
+        record = SnapshotRecord(
+            snapshot.stream_id,
+            snapshot.version,
+            _codec.encode(snapshot.data, "snapshot.data"),
+            snapshot.schema_version,
+            snapshot.taken_at,
         )
+        otel = active()
+        if otel is None:
+            await self._backend.save_snapshot(record)
+            return
+        with otel.operation("save_snapshot", self._system, snapshot.stream_id):
+            await self._backend.save_snapshot(record)
 
     # -- subscriptions ---------------------------------------------------------------------
 

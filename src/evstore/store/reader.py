@@ -27,9 +27,10 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
-from evstore import _sio
+from evstore import _sio, observability
 from evstore._types import LogCursor
 from evstore.errors import InvalidInput
+from evstore.observability import active, system_name
 from evstore.spi._model import EventRecord, LogFilter, LogPage
 from evstore.spi.backend import Backend
 from evstore.store.retention import RetentionView
@@ -104,7 +105,7 @@ class AsyncLogReader:
         remaining = limit
         while remaining is None or remaining > 0:
             size = page_size if remaining is None else min(remaining, page_size)
-            page = self.read(after, size, partition)
+            page = self._read_traced(after, size, partition)
             for record in page.events:
                 yield record
             if remaining is not None:
@@ -113,6 +114,15 @@ class AsyncLogReader:
             if len(page.events) < size or following == after:
                 return
             after = following
+
+    def _read_traced(self, after: int, limit: int, partition: int) -> LogPage:
+        otel = active()
+        if otel is None:
+            return self.read(after, limit, partition)
+        with otel.operation("read_all", system_name(self.backend)) as op:
+            page = self.read(after, limit, partition)
+            op.count = len(page.events)
+            return page
 
     def head(self) -> int:
         """The newest position readers can see (with ``P > 1``: the sum over partitions)."""
@@ -207,7 +217,11 @@ class LogFollower:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():
+                began = time.monotonic()
                 exhausted = self._step()
+                took = time.monotonic() - began
+                if took > observability.STALL_SECONDS:
+                    log.warning("%s: one batch took %.1fs (a slow handler or backend)", self, took)
                 self._progressed()
                 if exhausted:
                     self._caught_up.set()

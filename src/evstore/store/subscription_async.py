@@ -18,6 +18,8 @@ from typing import Any, Literal, Self
 from evstore import _aio
 from evstore._types import LogCursor, RecordedEvent
 from evstore.errors import InvalidInput
+from evstore.observability import active, system_name, track_follower
+from evstore.spi._model import LogPage
 from evstore.store.reader_async import AsyncLogFollower, AsyncLogReader
 from evstore.store.records import record_to_event
 
@@ -87,6 +89,7 @@ class AsyncSubscription(AsyncLogFollower):
                 self._cursor[j] = start[j]
             else:
                 self._cursor[j] = start
+        track_follower(self, "subscription", self._name)
         self._launch(f"evstore-subscription-{self._name or ''}")
 
     async def _step(self) -> bool:
@@ -100,6 +103,16 @@ class AsyncSubscription(AsyncLogFollower):
     async def _step_partition(self, j: int) -> bool:
         """Handle one page of partition ``j``; return whether the partition is exhausted."""
         page = await self._reader.read(self._cursor[j], self._batch_size, j)
+        otel = active() if page.events else None
+        if otel is None:
+            return await self._handle_page(j, page)
+        self._heads[j] = max(self._heads[j], page.scanned_to)
+        with otel.batch(
+            "subscription", self._name, system_name(self._backend), len(page.events), self.lag
+        ):
+            return await self._handle_page(j, page)
+
+    async def _handle_page(self, j: int, page: LogPage) -> bool:
         start = self._cursor[j]
         try:
             for record in page.events:
