@@ -195,6 +195,37 @@ class NatsCluster:
             s.remove()
 
 
+def drop_store(servers: list[str], name: str) -> None:
+    """Delete every JetStream stream of store ``name`` (its log partitions and KV buckets),
+    so that a session of many tests does not keep thousands of Raft groups alive."""
+    import asyncio
+
+    import nats
+    import orjson
+
+    async def drop() -> None:
+        nc = await nats.connect(servers=servers, connect_timeout=5)
+        try:
+            offset, names = 0, []
+            while True:
+                request = orjson.dumps({"offset": offset})
+                reply = await nc.request("$JS.API.STREAM.NAMES", request, 10)
+                answer = orjson.loads(reply.data)
+                found = answer.get("streams") or []
+                names += [n for n in found if n.startswith((f"{name}-", f"KV_{name}-"))]
+                offset += len(found)
+                if not found or offset >= int(answer.get("total", 0)):
+                    break
+            for stream in names:
+                with contextlib.suppress(Exception):
+                    await nc.request(f"$JS.API.STREAM.DELETE.{stream}", b"", 10)
+        finally:
+            await nc.close()
+
+    with contextlib.suppress(Exception):
+        asyncio.run(drop())
+
+
 _single: NatsServer | None = None
 
 

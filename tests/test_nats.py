@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
+from collections import Counter
+from typing import Any
 
 import nats
 import orjson
@@ -23,7 +26,7 @@ from evstore import NewEvent
 from evstore.backends.nats import parse_url
 from evstore.backends.nats._mapping import decode_token, encode_token
 from evstore.errors import BackendUnavailable, InvalidInput
-from tests._nats_servers import NatsServer, free_port, shared_cluster, shared_server
+from tests._nats_servers import NatsServer, drop_store, free_port, shared_cluster, shared_server
 
 
 def _url(name: str | None = None, cluster: bool = False) -> str:
@@ -51,7 +54,8 @@ def test_url_hosts_name_and_options() -> None:
         ("nats://h:notaport", {}),
         ("nats://,h:1", {}),
         ("nats://h:1?replicas=2", {}),
-        ("nats://h:1", {"partitions": 16}),
+        ("nats://h:1", {"partitions": 0}),
+        ("nats://h:1?partitions=many", {}),
         ("nats://h:1", {"retry_timeout": "soon"}),
         ("nats://h:1", {"request_timeout": 0}),
         ("nats://h:1", {"bogus": 1}),
@@ -64,12 +68,18 @@ def test_bad_urls_and_options_are_invalid_input(url: str, options: dict[str, obj
 
 def test_unreachable_server_is_backend_unavailable() -> None:
     port = free_port()  # nothing listens there
-    store = evstore.connect(f"nats://127.0.0.1:{port}/x?retry_timeout=0.5")
-    try:
-        with pytest.raises(BackendUnavailable):
-            store.head_position()
-    finally:
-        store.close()
+    with pytest.raises(BackendUnavailable):  # the sync store connects when it opens
+        evstore.connect(f"nats://127.0.0.1:{port}/x?retry_timeout=0.5")
+    store = evstore.connect_async(f"nats://127.0.0.1:{port}/x?retry_timeout=0.5&partitions=1")
+
+    async def use() -> None:
+        try:
+            with pytest.raises(BackendUnavailable):
+                await store.head_position()
+        finally:
+            await store.close()
+
+    asyncio.run(use())
 
 
 # -- the mapping -------------------------------------------------------------------------
@@ -116,6 +126,68 @@ def test_a_store_is_one_log_stream_and_three_kv_buckets() -> None:
     assert config["subjects"] == [f"{name}.0.>"]
     assert config["allow_direct"] and config["allow_atomic"] and config["deny_delete"]
     assert config["storage"] == "file"
+
+
+async def _stream_info(servers: list[str], stream: str) -> dict[str, Any]:
+    nc = await nats.connect(servers=servers)
+    try:
+        answer: dict[str, Any] = orjson.loads(
+            (await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=5)).data
+        )
+        return answer
+    finally:
+        await nc.close()
+
+
+def test_a_store_of_16_partitions_is_16_log_streams_recording_p() -> None:
+    name = "n" + uuid.uuid4().hex[:12]
+    with evstore.connect(_url(name), partitions=16) as store:
+        results = [store.append(f"a-{i}", [NewEvent("T", {})]) for i in range(40)]
+        assert {r.partition for r in results} == {store.partition_of(f"a-{i}") for i in range(40)}
+        assert len({r.partition for r in results}) > 8
+    servers = [shared_server().url]
+    for j in range(16):
+        info = asyncio.run(_stream_info(servers, f"{name}-log-{j}"))
+        assert info["config"]["subjects"] == [f"{name}.{j}.>"]
+        assert info["state"]["messages"] == sum(r.partition == j for r in results)
+    assert asyncio.run(_stream_info(servers, f"{name}-log-16")).get("error")
+    with evstore.connect(_url(name)) as reopened:  # without the option: the recorded count
+        assert reopened.partitions == 16
+        assert [e.partition for e in reopened.get_events("a-3")] == [results[3].partition]
+    with pytest.raises(InvalidInput, match="partitions=16"):
+        evstore.connect(_url(name), partitions=4)
+
+    async def from_asyncio() -> None:
+        async with evstore.connect_async(_url(name)) as store:
+            assert store.partitions == 16
+            assert len(await store.read_all(evstore.LogCursor.start(16))) == 40
+
+    asyncio.run(from_asyncio())
+
+
+def test_partition_leaders_are_spread_over_the_nodes() -> None:
+    """Each partition's appends go through its stream's Raft leader: a store of 16 R3
+    partitions puts partition j's leader on node j % 3 (by name), read from the server."""
+    cluster = shared_cluster()
+    name = "n" + uuid.uuid4().hex[:12]
+    servers = [s.url for s in cluster.servers]
+    try:
+        with evstore.connect(_url(name, cluster=True), partitions=16) as store:
+            nodes = sorted(s.name for s in cluster.servers)
+
+            def leaders() -> list[str | None]:
+                infos = [asyncio.run(_stream_info(servers, f"{name}-log-{j}")) for j in range(16)]
+                return [i["cluster"].get("leader") for i in infos]
+
+            expected = [nodes[j % 3] for j in range(16)]
+            deadline = time.monotonic() + 30
+            while (now := leaders()) != expected and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert now == expected
+            assert store.backend.leaders() == expected  # type: ignore[attr-defined]
+            assert Counter(expected) == {"n1": 6, "n2": 5, "n3": 5}
+    finally:
+        drop_store(servers, name)
 
 
 def test_stores_with_different_names_share_a_server_and_nothing_else() -> None:

@@ -257,6 +257,11 @@ class PartitionedLog(Protocol):
     it (also from ``read_stream``); ``head_position()`` is the SUM of the partition heads
     (it only grows, so ``wait_for_events(after)`` waits for that sum to pass ``after``);
     the store never calls ``read_all`` (a backend may raise ``InvalidInput`` there).
+
+    A backend that cannot look a stream's partition up by its id (NATS: one JetStream stream
+    per partition, nothing else) may define ``locate_with(placement_of)``: the store calls
+    it once with its own ``placement_of(stream_id) -> Placement`` (its partitioning
+    strategy), so reads, deletes and snapshots, which get only the id, find the partition.
     """
 
     log_partitions: int

@@ -155,6 +155,9 @@ class EventStore:
         self._retention = RetentionView(
             backend, f"{self._prefix}{RETENTION_STREAM}", self._separator
         )
+        locate = getattr(backend, "locate_with", None)
+        if locate is not None:  # it computes a stream's partition from the id, as we do
+            locate(self._placement)
         self._closed = False
         self._system = system_name(backend)  # db.system.name of its spans and metrics
         watch_backend(backend)

@@ -11,8 +11,8 @@ to ``connect``/``connect_async``:
 
 ``replicas`` (1)
     JetStream replicas of the log stream and the KV buckets (1 or 3; 3 needs a cluster).
-``partitions`` (1)
-    log partitions (JetStream streams). Only 1 is built; see ``docs/nats.md``.
+``partitions`` (the store's; 1 for a new one)
+    log partitions, one JetStream stream each, fixed when the store is created.
 ``duplicate_window`` (120 s)
     how long the server remembers event ids (``Nats-Msg-Id``) to refuse duplicates.
 ``retry_timeout`` (30 s)
@@ -27,19 +27,23 @@ See ``docs/nats.md``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from evstore.backends.nats.backend import NatsBackend
 from evstore.backends.nats.backend_async import AsyncNatsBackend
 from evstore.errors import InvalidInput
+from evstore.spi._model import partitions_option
 
 __all__ = ["AsyncNatsBackend", "NatsBackend", "open_async_backend", "open_backend"]
 
-_OPTIONS: dict[str, type] = {
+_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "name": str,
     "replicas": int,
-    "partitions": int,
+    "partitions": partitions_option,
     "duplicate_window": float,
     "retry_timeout": float,
     "request_timeout": float,
@@ -81,15 +85,12 @@ def parse_url(url: str, options: dict[str, Any]) -> tuple[list[str], dict[str, A
             kwargs[key] = kind(value)
         except (TypeError, ValueError):
             raise InvalidInput(
-                f"NATS option {key} must be {kind.__name__}, got {value!r}"
+                f"NATS option {key} must be {getattr(kind, '__name__', kind)}, got {value!r}"
             ) from None
+    if kwargs.get("partitions", 0) is None:
+        del kwargs["partitions"]
     if kwargs.get("replicas", 1) not in (1, 3, 5):
         raise InvalidInput(f"replicas must be 1, 3 or 5, got {kwargs['replicas']}")
-    if kwargs.get("partitions", 1) != 1:
-        raise InvalidInput(
-            "partitions > 1 is not built yet on NATS (one JetStream stream holds the log); "
-            "see docs/nats.md"
-        )
     for key in ("duplicate_window", "retry_timeout", "request_timeout"):
         if key in kwargs and not kwargs[key] > 0:
             raise InvalidInput(f"{key} must be > 0 seconds, got {kwargs[key]}")
@@ -98,12 +99,35 @@ def parse_url(url: str, options: dict[str, Any]) -> tuple[list[str], dict[str, A
 
 
 def open_async_backend(url: str, **options: Any) -> AsyncNatsBackend:
-    """Open ``nats://host:port[,...][/NAME]`` for the asyncio store (connects lazily)."""
+    """Open ``nats://host:port[,...][/NAME]`` for the asyncio store.
+
+    With ``partitions`` given it connects lazily (a count other than the recorded one is
+    refused at the first call). Without it, the store's count must be known now: a
+    short-lived client on a thread of its own asks the server (opening, or creating, the
+    store) while this call blocks.
+    """
     servers, kwargs = parse_url(url, options)
     name = kwargs.pop("name")
+    if "partitions" not in kwargs:
+        kwargs["partitions"] = _recorded_partitions(servers, name, kwargs)
     return AsyncNatsBackend(servers, name, **kwargs)
 
 
+def _recorded_partitions(servers: list[str], name: str, kwargs: dict[str, Any]) -> int:
+    async def ask() -> int:
+        probe = AsyncNatsBackend(servers, name, **kwargs)
+        try:
+            return await probe.open()
+        finally:
+            await probe.close()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="evstore-nats-open") as pool:
+        return pool.submit(asyncio.run, ask()).result()
+
+
 def open_backend(url: str, **options: Any) -> NatsBackend:
-    """Open ``nats://...`` for the sync store: the asyncio backend on a loop of its own."""
-    return NatsBackend(open_async_backend(url, **options))
+    """Open ``nats://...`` for the sync store: the asyncio backend on a loop of its own,
+    connected at once (so its number of partitions is known)."""
+    servers, kwargs = parse_url(url, options)
+    name = kwargs.pop("name")
+    return NatsBackend(AsyncNatsBackend(servers, name, **kwargs))

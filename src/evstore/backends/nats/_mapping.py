@@ -3,8 +3,8 @@
 Pure functions, no I/O, so that the mapping is tested on its own and written once.
 
 Names - a store is a *namespace* ``N`` (``[A-Za-z0-9_-]+``, the URL path, ``evstore`` by
-default). Its global log is ``P`` JetStream streams ``N-log-0 .. N-log-{P-1}`` (``P = 1``
-today; see ``docs/nats.md`` for what ``P > 1`` still needs), each with the subjects
+default). Its global log is ``P`` JetStream streams ``N-log-0 .. N-log-{P-1}`` (one per log
+partition; ``P`` is recorded in the metadata of ``N-log-0``), each with the subjects
 ``N.{p}.>``. A stream (evstore's) lives in partition ``p = partition_hash % P``:
 
 * its events on ``N.{p}.e.{token}``,
@@ -120,6 +120,10 @@ class Names:
     def token_of(self, subject: str) -> str:
         return subject.rsplit(".", 1)[1]
 
+    def partition_in(self, subject: str) -> int:
+        """The log partition of a subject ``N.{p}.e.{token}``."""
+        return int(subject.split(".", 2)[1])
+
 
 def to_us(value: datetime) -> int:
     return (value - _EPOCH) // _US
@@ -156,7 +160,9 @@ class Parsed:
         self.partition_hash = partition_hash
 
 
-def parse_event(stream_id: str, sequence: int, headers: dict[str, str], body: bytes) -> Parsed:
+def parse_event(
+    stream_id: str, sequence: int, headers: dict[str, str], body: bytes, partition: int = 0
+) -> Parsed:
     """The event in a message; a message that is not one evstore wrote (published to the
     subject by someone else) reads as a record the layer above refuses to decode, naming
     its position - one bad message never stops a read of the log."""
@@ -189,6 +195,7 @@ def parse_event(stream_id: str, sequence: int, headers: dict[str, str], body: by
         schema_version,
         occurred_at,
         recorded_at,
+        partition,
     )
     return Parsed(record, category, partition_hash)
 

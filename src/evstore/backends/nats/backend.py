@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from evstore._types import AppendResult, ExpectedVersion
@@ -33,6 +33,7 @@ from evstore.spi.backend import (
     DeadLetterStore,
     EventLog,
     Operations,
+    PartitionedLog,
     SnapshotStore,
     TruncatableLog,
 )
@@ -47,8 +48,13 @@ class NatsBackend(
     DeadLetterStore,
     Operations,
     TruncatableLog,
+    PartitionedLog,
 ):
-    """A sync ``Backend`` over :class:`AsyncNatsBackend` on a private event-loop thread."""
+    """A sync ``Backend`` over :class:`AsyncNatsBackend` on a private event-loop thread.
+
+    It connects at once (:meth:`AsyncNatsBackend.open`), so that the store's number of
+    partitions is known, and a count other than the recorded one refused, when it opens.
+    """
 
     def __init__(self, backend: AsyncNatsBackend) -> None:
         self.backend = backend
@@ -58,6 +64,35 @@ class NatsBackend(
         )
         self._thread.start()
         self._closed = False
+        try:
+            self._call(backend.open())
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def log_partitions(self) -> int:  # type: ignore[override]
+        """The store's number of log partitions (one JetStream stream each)."""
+        return self.backend.log_partitions
+
+    @property
+    def event_ids_unique_in(self) -> str:
+        """See :attr:`AsyncNatsBackend.event_ids_unique_in`."""
+        return self.backend.event_ids_unique_in
+
+    def locate_with(self, placement_of: Callable[[str], Placement]) -> None:
+        """See :meth:`AsyncNatsBackend.locate_with`."""
+        self.backend.locate_with(placement_of)
+
+    def leaders(self) -> list[str | None]:
+        """See :meth:`AsyncNatsBackend.leaders`."""
+        return self._call(self.backend.leaders())
+
+    def read_partition(self, partition: int, after: int, limit: int, where: LogFilter) -> LogPage:
+        return self._call(self.backend.read_partition(partition, after, limit, where))
+
+    def partition_heads(self) -> list[int]:
+        return self._call(self.backend.partition_heads())
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if self._closed:

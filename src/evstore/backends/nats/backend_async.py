@@ -87,12 +87,14 @@ from evstore.spi._model import (
     StreamSummary,
     check_expected,
     replayed_result,
+    stable_hash,
 )
 from evstore.spi.backend_async import (
     AsyncCheckpointStore,
     AsyncDeadLetterStore,
     AsyncEventLog,
     AsyncOperations,
+    AsyncPartitionedLog,
     AsyncSnapshotStore,
     AsyncTruncatableLog,
 )
@@ -101,6 +103,8 @@ T = TypeVar("T")
 
 WRONG_LAST_SEQUENCE = {10071, 10164}  # "wrong last sequence" (with, without the number)
 BATCH_DUPLICATE = 10201
+STREAM_NOT_FOUND = 10059
+PARTITIONS_KEY = "evstore_partitions"  # in the metadata of stream N-log-0: the store's P
 PAGE = 256  # messages per batch direct get
 _TRANSIENT_CODES = {503, 408}
 # cluster unavailable, no suitable peers (yet), leader gone, batch abandoned
@@ -183,15 +187,20 @@ class AsyncNatsBackend(
     AsyncDeadLetterStore,
     AsyncOperations,
     AsyncTruncatableLog,
+    AsyncPartitionedLog,
 ):
-    """Streams, the global log, snapshots and checkpoints in NATS JetStream."""
+    """Streams, the global log, snapshots and checkpoints in NATS JetStream.
+
+    ``partitions``: the store's log partitions, one JetStream stream each; None opens an
+    existing store with the count it records (see :meth:`open`; 1 for a new store).
+    """
 
     def __init__(
         self,
         servers: list[str],
         name: str,
         *,
-        partitions: int = 1,
+        partitions: int | None = None,
         replicas: int = 1,
         duplicate_window: float = 120.0,
         retry_timeout: float = 30.0,
@@ -200,7 +209,10 @@ class AsyncNatsBackend(
     ) -> None:
         self._servers = servers
         self._error_map = _error_map(servers)
-        self.names = m.Names(name, partitions)
+        self._requested = partitions
+        self.log_partitions = partitions or 1
+        self.names = m.Names(name, self.log_partitions)
+        self._placement_of: Callable[[str], Placement] | None = None
         self._replicas = replicas
         self._duplicate_window = duplicate_window
         self._retry_timeout = retry_timeout
@@ -254,20 +266,83 @@ class AsyncNatsBackend(
                         f"no NATS server answers at {', '.join(self._servers)} "
                         f"within {self._retry_timeout}s: {self.last_client_error or e}"
                     ) from e
-            await self._retrying(self._create_streams)
+            info = await self._retrying(self._log_info)
+            created = info is None
+            if info is None:
+                await self._retrying(self._create_streams)
+                info = await self._retrying(self._created_info)
+            self._record_partitions(info)
             # The store may have been created by another client with other replicas (the
             # option only applies at creation): reads follow what the stream really has.
-            info = await self._retrying(lambda: self._api(f"STREAM.INFO.{self.names.logs[0]}"))
             self._replicas = int(info["config"].get("num_replicas", 1))
+            await self._retrying(self._create_buckets)
+            if created and self._replicas > 1 and self.log_partitions > 1:
+                await self._retrying(self._spread_leaders)
             self._ready = True
+
+    async def open(self) -> int:
+        """Connect, create the store if it is new, and return its number of partitions.
+
+        Raises ``InvalidInput`` when ``partitions`` was given and the store records another
+        count, ``BackendUnavailable`` when no server answers within ``retry_timeout``.
+        """
+        async with self._errors():
+            return self.log_partitions
+
+    @property
+    def event_ids_unique_in(self) -> str:
+        """Where an event id stored twice is refused: ``"store"`` with one partition,
+        ``"partition"`` with several (each JetStream stream de-duplicates its own ids; a
+        global index of ids would put every append through one place again)."""
+        return "store" if self.log_partitions == 1 else "partition"
+
+    def locate_with(self, placement_of: Callable[[str], Placement]) -> None:
+        """Find streams known only by their id where the store would place them.
+
+        The store calls this with its own placement (its partitioning strategy): reads,
+        deletes and snapshots get only a stream id, and a stream's log partition is a
+        function of that id, so it is computed, never looked up.
+        """
+        self._placement_of = placement_of
+
+    async def _log_info(self) -> dict[str, Any] | None:
+        """``STREAM.INFO`` of partition 0's stream (which records P), None if none."""
+        try:
+            return await self._api(f"STREAM.INFO.{self.names.logs[0]}")
+        except _ServerError as e:
+            if e.err_code == STREAM_NOT_FOUND:
+                return None
+            raise
+
+    async def _created_info(self) -> dict[str, Any]:
+        # A cluster node may answer before it has applied the creation: ask again.
+        info = await self._log_info()
+        if info is None:
+            raise _Retry(f"stream {self.names.logs[0]} not visible yet")
+        return info
+
+    def _record_partitions(self, info: dict[str, Any]) -> None:
+        metadata = info["config"].get("metadata") or {}
+        recorded = int(metadata.get(PARTITIONS_KEY, "1"))
+        if self._requested is not None and self._requested != recorded:
+            raise InvalidInput(
+                f"NATS store {self.names.name!r} was created with partitions={recorded}, not "
+                f"{self._requested}: the number of log partitions is fixed when a store is "
+                "created"
+            )
+        if recorded != self.log_partitions:
+            self.log_partitions = recorded
+            self.names = m.Names(self.names.name, recorded)
 
     async def _create_streams(self) -> None:
         js = self._client().jetstream(timeout=self._timeout)
-        for p, log in enumerate(self.names.logs):
+        # Partition 0's stream records P: it is created last, so a client that finds it
+        # finds every other partition's stream too.
+        for p in reversed(range(self.log_partitions)):
             await self._ensure(
                 js.add_stream(
                     StreamConfig(
-                        name=log,
+                        name=self.names.logs[p],
                         subjects=[self.names.log_subjects(p)],
                         storage=StorageType.FILE,
                         num_replicas=self._replicas,
@@ -276,9 +351,52 @@ class AsyncNatsBackend(
                         allow_atomic=True,
                         deny_delete=True,
                         deny_purge=False,  # a hard delete purges the stream's subject
+                        metadata={PARTITIONS_KEY: str(self.log_partitions)} if p == 0 else None,
                     )
                 )
             )
+
+    async def _spread_leaders(self) -> None:
+        """Give partition ``j``'s stream the leader ``nodes[j % len(nodes)]``.
+
+        Each partition's appends go through its stream's Raft leader, so leaders on
+        different nodes spread the write load. The server picks leaders when it creates the
+        streams; a leader stepdown naming a ``preferred`` server (nats-server 2.11+) moves
+        the ones that are not where this rule puts them. Then waits until every stream has
+        a leader again. Best effort: a stream whose move is refused keeps its leader.
+        """
+        logs = self.names.logs
+        infos = await asyncio.gather(*(self._api(f"STREAM.INFO.{log}") for log in logs))
+        peers = [_peers(info) for info in infos]
+        nodes = sorted(set().union(*peers))
+        moved = []
+        for j, (log, info) in enumerate(zip(logs, infos, strict=True)):
+            target = nodes[j % len(nodes)]
+            if info.get("cluster", {}).get("leader") != target and target in peers[j]:
+                with contextlib.suppress(_ServerError):
+                    await self._api(
+                        f"STREAM.LEADER.STEPDOWN.{log}", {"placement": {"preferred": target}}
+                    )
+                    moved.append(log)
+        deadline = time.monotonic() + self._retry_timeout
+        while moved and time.monotonic() < deadline:
+            infos = await asyncio.gather(*(self._api(f"STREAM.INFO.{log}") for log in moved))
+            moved = [log for log, i in zip(moved, infos, strict=True) if not _leader(i)]
+            if moved:
+                await _aio.sleep(0.05)
+
+    async def leaders(self) -> list[str | None]:
+        """The server name of each partition's stream leader (None: no leader now)."""
+        async with self._errors():
+            infos = await self._retrying(
+                lambda: asyncio.gather(
+                    *(self._api(f"STREAM.INFO.{log}") for log in self.names.logs)
+                )
+            )
+        return [_leader(info) for info in infos]
+
+    async def _create_buckets(self) -> None:
+        js = self._client().jetstream(timeout=self._timeout)
         for bucket in (self.names.snapshots, self.names.checkpoints, self.names.dead_letters):
             await self._ensure(
                 js.create_key_value(
@@ -444,12 +562,13 @@ class AsyncNatsBackend(
         return self.names.partition_of(partition_hash), m.encode_token(stream_id)
 
     def _locate(self, stream_id: str) -> tuple[int, str]:
-        """The partition of a stream known only by its id.
-
-        With one partition there is nothing to look up; with more, the partition must come
-        from the stream's placement (see docs/nats.md: not built yet).
-        """
-        return 0, m.encode_token(stream_id)
+        """The partition of a stream known only by its id: where the store places it (see
+        :meth:`locate_with`), else by the stable hash of the id (no partitioning strategy)."""
+        if self.log_partitions == 1:
+            return 0, m.encode_token(stream_id)
+        if self._placement_of is not None:
+            return self._placement_of(stream_id).log_partition, m.encode_token(stream_id)
+        return self._where(stable_hash(stream_id), stream_id)
 
     # -- appends ---------------------------------------------------------------------------
 
@@ -503,7 +622,7 @@ class AsyncNatsBackend(
                     raise DuplicateEventId(events[0].event_id, "stored, then hard-deleted")
                 return replayed_result(stream_id, events, expected, [record])
             n = len(events)
-            return AppendResult(state.last + n, tuple(range(sequence - n + 1, sequence + 1)))
+            return AppendResult(state.last + n, tuple(range(sequence - n + 1, sequence + 1)), p)
 
         async with self._errors():
             return await self._retrying(attempt)
@@ -595,7 +714,8 @@ class AsyncNatsBackend(
         h = msg.headers or {}
         subject = h["Nats-Subject"]
         stream_id = m.decode_token(self.names.token_of(subject))
-        return m.parse_event(stream_id, int(h["Nats-Sequence"]), h, msg.data)
+        partition = self.names.partition_in(subject)
+        return m.parse_event(stream_id, int(h["Nats-Sequence"]), h, msg.data, partition)
 
     async def _scan(
         self, p: int, token: str, stream_id: str, low: int, high: int, until: int = 0
@@ -615,7 +735,8 @@ class AsyncNatsBackend(
                 version = int(h[m.VERSION])
                 if version < low:
                     continue
-                out.append(m.parse_event(stream_id, int(h["Nats-Sequence"]), h, msg.data).record)
+                sequence = int(h["Nats-Sequence"])
+                out.append(m.parse_event(stream_id, sequence, h, msg.data, p).record)
                 if version >= high:
                     break
             if out and out[-1].version >= high:
@@ -679,7 +800,14 @@ class AsyncNatsBackend(
             return await self._retrying(read)
 
     async def read_all(self, after: int, limit: int, where: LogFilter) -> LogPage:
-        p = 0  # the one partition (P = 1)
+        if self.log_partitions > 1:
+            raise InvalidInput("a store of several log partitions is read one partition at a time")
+        return await self.read_partition(0, after, limit, where)
+
+    async def read_partition(
+        self, partition: int, after: int, limit: int, where: LogFilter
+    ) -> LogPage:
+        p = partition
         log, wanted = self.names.logs[p], self.names.all_events(p)
 
         async def read() -> LogPage:
@@ -742,8 +870,16 @@ class AsyncNatsBackend(
         return state.last if state.visible else 0
 
     async def head_position(self) -> int:
+        return sum(await self.partition_heads())
+
+    async def partition_heads(self) -> list[int]:
         async with self._errors():
-            return await self._retrying(lambda: self._head(0))
+            return await self._retrying(self._heads)
+
+    async def _heads(self) -> list[int]:
+        if self.log_partitions == 1:
+            return [await self._head(0)]
+        return list(await asyncio.gather(*(self._head(p) for p in range(self.log_partitions))))
 
     # -- deletes ---------------------------------------------------------------------------
 
@@ -987,7 +1123,8 @@ class AsyncNatsBackend(
 
     async def list_streams(self, after: str | None, limit: int) -> list[StreamSummary]:
         async def listing() -> list[StreamSummary]:
-            ids = sorted(m.decode_token(t) for t in await self._stream_tokens(0))
+            tokens = [t for p in range(self.log_partitions) for t in await self._stream_tokens(p)]
+            ids = sorted(m.decode_token(t) for t in tokens)
             chosen = [i for i in ids if after is None or i > after][:limit]
             out = []
             for stream_id in chosen:
@@ -1009,24 +1146,28 @@ class AsyncNatsBackend(
 
     async def stats(self) -> dict[str, int]:
         async def counts() -> dict[str, int]:
-            log = self.names.logs[0]
-            info = await self._api(f"STREAM.INFO.{log}", {"subjects_filter": "*.0.d.*"})
-            markers = sum(int(c) for c in (info["state"].get("subjects") or {}).values())
-            streams = 0
-            for token in await self._stream_tokens(0):
-                summary = await self._summary(m.decode_token(token))
-                streams += summary.state == "live"
+            events = streams = head = 0
+            for p, log in enumerate(self.names.logs):
+                info = await self._api(
+                    f"STREAM.INFO.{log}", {"subjects_filter": self.names.all_markers(p)}
+                )
+                markers = sum(int(c) for c in (info["state"].get("subjects") or {}).values())
+                events += int(info["state"]["messages"]) - markers
+                head += int(info["state"]["last_seq"])
+                for token in await self._stream_tokens(p):
+                    summary = await self._summary(m.decode_token(token))
+                    streams += summary.state == "live"
 
             async def messages(bucket: str) -> int:
                 return int((await self._api(f"STREAM.INFO.KV_{bucket}"))["state"]["messages"])
 
             return {
-                "events": int(info["state"]["messages"]) - markers,
+                "events": events,
                 "streams": streams,
                 "snapshots": await messages(self.names.snapshots),
                 "checkpoints": await messages(self.names.checkpoints),
                 "dead_letters": await messages(self.names.dead_letters),
-                "head_position": int(info["state"]["last_seq"]),
+                "head_position": head,
             }
 
         async with self._errors():
@@ -1040,6 +1181,20 @@ class AsyncNatsBackend(
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.close()
+
+
+def _leader(info: dict[str, Any]) -> str | None:
+    """The leader's server name in a ``STREAM.INFO`` answer (None while there is none)."""
+    leader: str | None = (info.get("cluster") or {}).get("leader") or None
+    return leader
+
+
+def _peers(info: dict[str, Any]) -> set[str]:
+    """The servers that hold a stream (its leader and replicas) in a ``STREAM.INFO`` answer."""
+    cluster = info.get("cluster") or {}
+    names = {r["name"] for r in cluster.get("replicas") or () if r.get("name")}
+    leader = _leader(info)
+    return names | {leader} if leader else names
 
 
 def _answer(reply: Msg) -> dict[str, Any]:
