@@ -222,16 +222,31 @@ def test_export_and_copy_carry_the_metadata(store_factory: StoreFactory, tmp_pat
         _assert_only_unexpired(target)
 
 
-def test_copy_of_a_scavenged_stream_is_reported_not_renumbered(
-    store_factory: StoreFactory,
+def test_export_import_and_copy_of_scavenged_streams_keep_their_versions(
+    store_factory: StoreFactory, tmp_path: Path
 ) -> None:
-    with store_factory.connect() as source, evstore.connect("memory://") as target:
+    with store_factory.connect() as source:
         _populate(source)
+        source.append("cut-1", [NewEvent("E", {})])
+        source.delete_stream("cut-1")  # soft-deleted after the scavenge: stays hidden
+        source.append("cut-1", [NewEvent("E", {"again": True})])
         ops.scavenge(source)
-        report = ops.copy_store(source, target)
-        assert any("count-1@8.." in p for p in report.problems), report.problems
-        assert target.stream_version("count-1") == 0  # not written from version 1
-        assert [e.version for e in target.get_events("keep-1")] == list(range(1, 11))
+        ops.export_store(source, tmp_path / "x.jsonl")
+        for target_url in ("memory://", f"sqlite:///{tmp_path / 'copy.db'}"):
+            with evstore.connect(target_url) as copied, evstore.connect("memory://") as imported:
+                report = ops.copy_store(source, copied)
+                assert report.problems == [], report.problems
+                loaded = ops.import_store(imported, tmp_path / "x.jsonl")
+                assert loaded.problems == [], loaded.problems
+                for target in (copied, imported):
+                    for sid in ("count-1", "age-1", "cat-0", "keep-1"):
+                        assert [e.version for e in target.get_events(sid)] == EXPECTED[sid]
+                        assert target.stream_version(sid) == EXPECTED[sid][-1]
+                    assert [e.data for e in target.get_events("cut-1")] == [{"again": True}]
+                    assert target.stream_version("cut-1") == 12
+                    target.append("count-1", [NewEvent("E", {})], expected_version=10)
+                    verified = ops.verify_store(target)
+                    assert verified.ok, verified.problems
 
 
 WRITERS = 4

@@ -24,7 +24,12 @@ from evstore.spi._model import (
     SnapshotRecord,
     StreamSummary,
 )
-from evstore.spi.backend import Backend, TransactionalBackend, TransactionalCheckpoints
+from evstore.spi.backend import (
+    Backend,
+    TransactionalBackend,
+    TransactionalCheckpoints,
+    TruncatableLog,
+)
 from evstore.spi.backend_async import (
     AsyncBackend,
     AsyncCheckpointStore,
@@ -33,15 +38,21 @@ from evstore.spi.backend_async import (
     AsyncOperations,
     AsyncSnapshotStore,
     AsyncTransactionalCheckpoints,
+    AsyncTruncatableLog,
 )
 
 T = TypeVar("T")
 
 
 def threaded(backend: Backend, *, workers: int = 8) -> AsyncBackend:
-    """The asyncio face of ``backend``, with the transactional tier when it has it."""
+    """The asyncio face of ``backend``, with the optional tiers it has."""
+    truncates = isinstance(backend, TruncatableLog)
     if isinstance(backend, TransactionalCheckpoints):
+        if truncates:
+            return ThreadedTransactionalTruncatableBackend(backend, workers=workers)
         return ThreadedTransactionalBackend(backend, workers=workers)
+    if truncates:
+        return ThreadedTruncatableBackend(backend, workers=workers)
     return ThreadedBackend(backend, workers=workers)
 
 
@@ -174,6 +185,23 @@ class ThreadedTransactionalBackend(ThreadedBackend, AsyncTransactionalCheckpoint
             position,
             work_in_thread,
         )
+
+
+class _Truncation(ThreadedBackend, AsyncTruncatableLog):
+    """``truncate_stream`` of a sync backend that has the tier, in a worker thread."""
+
+    async def truncate_stream(self, stream_id: str, before: int) -> int:
+        truncate = self.sync.truncate_stream  # type: ignore[attr-defined]
+        removed: int = await self._run(truncate, stream_id, before)
+        return removed
+
+
+class ThreadedTruncatableBackend(_Truncation):
+    """A threaded backend with the ``TruncatableLog`` tier."""
+
+
+class ThreadedTransactionalTruncatableBackend(_Truncation, ThreadedTransactionalBackend):
+    """A threaded backend with the transactional and the ``TruncatableLog`` tiers."""
 
 
 async def _awaited(awaitable: Any) -> Any:

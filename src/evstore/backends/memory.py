@@ -240,10 +240,13 @@ class MemoryBackend(
     def truncate_stream(self, stream_id: str, before: int) -> int:
         d = self._d
         with d.lock:
-            stream = d.streams.get(stream_id)
-            if stream is None or stream.tombstoned:
+            stream = d.streams.get(stream_id) or _Stream()
+            if stream.tombstoned:
                 return 0
-            before = min(before, stream.last_version)  # the last event stays
+            if before - 1 >= stream.last_version:  # cut to the end: hidden, as soft-deleted
+                stream.last_version = before - 1
+                stream.visible_from = max(stream.visible_from, before)
+                d.streams[stream_id] = stream
             gone = [r for r in stream.events if r.version < before]
             if not gone:
                 return 0

@@ -1039,7 +1039,13 @@ class SQLiteBackend(
                 last, _ = self._state(db, stream_id)
             except StreamDeleted:
                 return 0
-            args = (stream_id, min(before, last))  # the last event stays
+            args = (stream_id, before)
+            if before - 1 >= last:  # cut to the end: hidden, as soft-deleted through it
+                db.execute(
+                    "INSERT OR REPLACE INTO deleted_streams (stream_id, last_version, "
+                    "tombstoned) VALUES (?, ?, 0)",
+                    (stream_id, before - 1),
+                )
             if self.log_partitions > 1:
                 db.execute(
                     "DELETE FROM partition_log WHERE event_rowid IN "

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from evstore._types import ANY
+from evstore._types import ANY, AppendResult
 from evstore.errors import (
     ConcurrencyError,
     DuplicateEventId,
@@ -40,7 +40,7 @@ from evstore.errors import (
 )
 from evstore.ops import _format
 from evstore.spi._model import ALL, EventRecord, LogFilter, PendingEvent, StreamSummary
-from evstore.spi.backend import Backend
+from evstore.spi.backend import Backend, TruncatableLog
 from evstore.store.facade import EventStore
 
 PAGE = 1000
@@ -218,9 +218,7 @@ class _Appender:
             for r in batch
         ]  # fmt: skip
         try:
-            result = self._backend.append(
-                sid, pending, first.version - 1, self._store._placement(sid)
-            )
+            result = self._append(sid, pending, first.version)
         except (ConcurrencyError, DuplicateEventId, StreamDeleted) as e:
             self._report.problems.append(
                 f"events {sid}@{first.version}..{last.version} (source positions "
@@ -242,6 +240,25 @@ class _Appender:
             self.save()
         if self._progress is not None:
             self._progress(self.done, self._total)
+
+    def _append(self, sid: str, pending: list[PendingEvent], version: int) -> AppendResult:
+        """Append ``pending`` as versions ``version ...`` of ``sid``.
+
+        A stream whose first versions were removed by retention (scavenge) starts at a
+        later version: the destination's stream is started there
+        (``truncate_stream``, as a soft delete through ``version - 1``), so versions never
+        renumber.
+        """
+        placement = self._store._placement(sid)
+        try:
+            return self._backend.append(sid, pending, version - 1, placement)
+        except ConcurrencyError as e:
+            if e.actual != 0 or version == 1:
+                raise
+            if not isinstance(self._backend, TruncatableLog):
+                raise
+            self._backend.truncate_stream(sid, version)
+        return self._backend.append(sid, pending, version - 1, placement)
 
     def save(self) -> None:
         """Store how far the source has been carried (a resumed run starts there)."""

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from evstore._types import ANY
+from evstore._types import ANY, AppendResult
 from evstore.errors import (
     ConcurrencyError,
     DuplicateEventId,
@@ -38,7 +38,7 @@ from evstore.errors import (
 )
 from evstore.ops import _format
 from evstore.spi._model import ALL, EventRecord, LogFilter, PendingEvent, StreamSummary
-from evstore.spi.backend_async import AsyncBackend
+from evstore.spi.backend_async import AsyncBackend, AsyncTruncatableLog
 from evstore.store.facade_async import AsyncEventStore
 
 PAGE = 1000
@@ -216,9 +216,7 @@ class _Appender:
             for r in batch
         ]  # fmt: skip
         try:
-            result = await self._backend.append(
-                sid, pending, first.version - 1, self._store._placement(sid)
-            )
+            result = await self._append(sid, pending, first.version)
         except (ConcurrencyError, DuplicateEventId, StreamDeleted) as e:
             self._report.problems.append(
                 f"events {sid}@{first.version}..{last.version} (source positions "
@@ -240,6 +238,25 @@ class _Appender:
             await self.save()
         if self._progress is not None:
             self._progress(self.done, self._total)
+
+    async def _append(self, sid: str, pending: list[PendingEvent], version: int) -> AppendResult:
+        """Append ``pending`` as versions ``version ...`` of ``sid``.
+
+        A stream whose first versions were removed by retention (scavenge) starts at a
+        later version: the destination's stream is started there
+        (``truncate_stream``, as a soft delete through ``version - 1``), so versions never
+        renumber.
+        """
+        placement = self._store._placement(sid)
+        try:
+            return await self._backend.append(sid, pending, version - 1, placement)
+        except ConcurrencyError as e:
+            if e.actual != 0 or version == 1:
+                raise
+            if not isinstance(self._backend, AsyncTruncatableLog):
+                raise
+            await self._backend.truncate_stream(sid, version)
+        return await self._backend.append(sid, pending, version - 1, placement)
 
     async def save(self) -> None:
         """Store how far the source has been carried (a resumed run starts there)."""

@@ -289,13 +289,17 @@ class TruncatableLog(Protocol):
     def truncate_stream(self, stream_id: str, before: int) -> int:
         """Remove the stream's stored events with ``version < before``; return how many.
 
-        The caller never passes ``before`` above the stream's last version, so the last
-        event always stays. Versions never renumber: the stream's version, its visible /
-        soft-deleted / tombstoned state, its snapshot and its later events are unchanged,
-        and so are the positions of the events that stay. The removed events leave the
-        global log (like a hard delete's) and their event ids are free again. Safe beside
-        appends to the same stream (they add versions above ``before``) and beside readers;
-        running it again removes nothing more. A missing or tombstoned stream: 0.
+        Versions never renumber: the stream's version, its state, its snapshot and its
+        later events are unchanged, and so are the positions of the events that stay. The
+        removed events leave the global log (like a hard delete's). Safe beside appends to
+        the same stream (they add versions above ``before``) and beside readers; running
+        it again removes nothing more. A tombstoned stream: 0, nothing done.
+
+        When ``before - 1`` is at or above the stream's last version (a missing stream
+        too), the stream ends at version ``before - 1`` with every version hidden, as
+        after a soft delete through it, so its next append is version ``before``: import
+        and copy start a truncated stream's copy this way. ``scavenge`` never cuts that
+        far (it keeps a stream's last event, so the stream stays visible).
         """
         ...
 

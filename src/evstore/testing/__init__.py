@@ -16,9 +16,9 @@ The factory's URL must name a fresh, empty database for each test. Each tier of 
 backend interface (:mod:`evstore.spi`) has its own class - :class:`EventLogContract`,
 :class:`SnapshotsContract`, :class:`CheckpointStoreContract`,
 :class:`TransactionalCheckpointsContract`, :class:`DeadLetterStoreContract`,
-:class:`OperationsContract` - to subclass alone while building that tier. Tests that take
-the ``store`` or ``face`` fixture run twice: on :class:`evstore.EventStore` and on
-:class:`evstore.AsyncEventStore`.
+:class:`OperationsContract`, :class:`TruncatableLogContract` - to subclass alone while
+building that tier. Tests that take the ``store`` or ``face`` fixture run twice: on
+:class:`evstore.EventStore` and on :class:`evstore.AsyncEventStore`.
 """
 
 from evstore.testing._factory import StoreFactory
@@ -30,6 +30,7 @@ from evstore.testing.contract import (
     SnapshotsContract,
     StoreContract,
     TransactionalCheckpointsContract,
+    TruncatableLogContract,
 )
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "StoreContract",
     "StoreFactory",
     "TransactionalCheckpointsContract",
+    "TruncatableLogContract",
 ]

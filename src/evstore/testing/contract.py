@@ -24,6 +24,7 @@ from evstore.testing._read_contract import (
     SnapshotContract,
     StreamReadContract,
 )
+from evstore.testing._retention_contract import TruncatableLogContract
 from evstore.testing._subscription_contract import SubscriptionContract
 from evstore.testing._tier_contract import (
     CheckpointStoreContract,
@@ -43,6 +44,7 @@ __all__ = [
     "SnapshotsContract",
     "StoreContract",
     "TransactionalCheckpointsContract",
+    "TruncatableLogContract",
 ]
 
 
@@ -76,9 +78,11 @@ class StoreContract(
     TransactionalCheckpointsContract,
     DeadLetterStoreContract,
     OperationsContract,
+    TruncatableLogContract,
 ):
     """Every tier: subclass this and provide a ``store_factory`` fixture to test a backend.
 
     ``TransactionalCheckpointsContract`` checks the optional tier where the backend has it,
-    and otherwise that projections report and enforce at-least-once delivery.
+    and otherwise that projections report and enforce at-least-once delivery;
+    ``TruncatableLogContract`` checks ``truncate_stream`` where the backend has it.
     """

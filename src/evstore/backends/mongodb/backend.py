@@ -640,11 +640,21 @@ class MongoBackend(
     def truncate_stream(self, stream_id: str, before: int) -> int:
         def body(session: ClientSession) -> int:
             stream = self._db.streams.find_one({"_id": stream_id}, session=session)
-            if stream is None or stream["tombstoned"]:
+            if stream is not None and stream["tombstoned"]:
                 return 0
-            below = min(before, int(stream["version"]))  # the last event stays
+            if stream is None or before - 1 >= int(stream["version"]):
+                # Cut to the end: hidden, as soft-deleted through it.
+                self._db.streams.update_one(
+                    {"_id": stream_id},
+                    {
+                        "$set": {"version": before - 1, "deleted_through": before - 1},
+                        "$setOnInsert": {"tombstoned": False, "partition_hash": 0},
+                    },
+                    upsert=True,
+                    session=session,
+                )
             result = self._db.events.delete_many(
-                {"stream_id": stream_id, "version": {"$lt": below}}, session=session
+                {"stream_id": stream_id, "version": {"$lt": before}}, session=session
             )
             return int(result.deleted_count)
 

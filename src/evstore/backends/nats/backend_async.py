@@ -932,14 +932,14 @@ class AsyncNatsBackend(
                 state = await self._state(p, token, stream_id)
             except StreamDeleted:
                 return 0
-            below = min(before, state.last)  # the last event stays
-            if state.sequence == 0 or below <= 1:
+            if before <= 1:
                 return 0
-            if below - 1 > state.hidden:
+            to_end = before - 1 >= state.last  # then hidden, as soft-deleted through it
+            if before - 1 > state.hidden:
                 headers = {
-                    m.VERSION: str(state.last),
-                    m.HIDDEN: str(below - 1),
-                    m.KIND: "truncated",
+                    m.VERSION: str(max(state.last, before - 1)),
+                    m.HIDDEN: str(before - 1),
+                    m.KIND: "deleted" if to_end else "truncated",
                     m.EXPECTED_SEQ: str(state.sequence),
                     m.EXPECTED_SUBJECT: self.names.any_of(p, token),
                 }
@@ -950,11 +950,11 @@ class AsyncNatsBackend(
                         raise _Retry("the stream moved meanwhile") from e
                     raise
                 state = await self._state(p, token, stream_id)
-            kept = await self._scan(p, token, stream_id, below, below, state.sequence)
-            answer = await self._api(
-                f"STREAM.PURGE.{self.names.logs[p]}",
-                {"filter": self.names.events(p, token), "seq": kept[0].position},
-            )
+            purge: dict[str, Any] = {"filter": self.names.events(p, token)}
+            if not to_end:
+                kept = await self._scan(p, token, stream_id, before, before, state.sequence)
+                purge["seq"] = kept[0].position
+            answer = await self._api(f"STREAM.PURGE.{self.names.logs[p]}", purge)
             return int(answer.get("purged", 0))
 
         async with self._errors():

@@ -884,7 +884,14 @@ SELECT tombstoned FROM t""",
             assert row is not None
             if bool(row[2]):
                 return 0
-            args = (stream_id, min(before, int(row[0])))  # the last event stays
+            args = (stream_id, before)
+            if before - 1 >= int(row[0]):  # cut to the end: hidden, as soft-deleted
+                conn.execute(
+                    f"INSERT INTO {s}.deleted_streams (stream_id, last_version, tombstoned) "
+                    "VALUES (%s, %s, false) ON CONFLICT (stream_id) DO UPDATE SET "
+                    "last_version = excluded.last_version",
+                    (stream_id, before - 1),
+                )
             if self._partitioned:
                 conn.execute(
                     f"DELETE FROM {s}.event_ids WHERE event_id IN (SELECT event_id FROM "
