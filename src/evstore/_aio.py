@@ -39,6 +39,19 @@ class Event:
         return True
 
 
+class Lock:
+    """Mutual exclusion among tasks (``async with lock:``), granted in arrival order."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 class Runner:
     """A background activity: an asyncio task."""
 

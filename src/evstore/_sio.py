@@ -31,6 +31,19 @@ class Event:
         return self._event.wait(timeout)
 
 
+class Lock:
+    """Mutual exclusion among threads (``with lock:``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 class Runner:
     """A background activity: a daemon thread."""
 

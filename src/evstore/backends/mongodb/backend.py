@@ -301,6 +301,10 @@ class MongoBackend(
         )
         self._ready = False
         self._closed = False
+        # Appends of one process to one partition take turns: they would all update the
+        # partition's counter document and conflict, and a loser retrying with backoff
+        # could lose for ever (an eventsourcing test of 10 threads starved one for 90 s).
+        self._appending = [_sio.Lock() for _ in range(partitions)]
         self._changed = _sio.Event()
         self._watcher: _sio.Runner | None = None
         self._watching = True
@@ -510,7 +514,7 @@ class MongoBackend(
             )
             return AppendResult(last + n, tuple(range(end - n + 1, end + 1)), part)
 
-        with self._errors():
+        with self._errors(), self._appending[part]:
             try:
                 while True:
                     try:

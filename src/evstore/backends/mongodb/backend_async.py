@@ -299,6 +299,10 @@ class AsyncMongoBackend(
         )
         self._ready = False
         self._closed = False
+        # Appends of one process to one partition take turns: they would all update the
+        # partition's counter document and conflict, and a loser retrying with backoff
+        # could lose for ever (an eventsourcing test of 10 threads starved one for 90 s).
+        self._appending = [_aio.Lock() for _ in range(partitions)]
         self._changed = _aio.Event()
         self._watcher: _aio.Runner | None = None
         self._watching = True
@@ -508,7 +512,7 @@ class AsyncMongoBackend(
             )
             return AppendResult(last + n, tuple(range(end - n + 1, end + 1)), part)
 
-        async with self._errors():
+        async with self._errors(), self._appending[part]:
             try:
                 while True:
                     try:
