@@ -25,6 +25,7 @@ from evstore.backends.postgresql import _sql as pg_sql
 from evstore.backends.postgresql import backend_async as pg_backend
 from evstore.backends.postgresql.backend import PostgresBackend
 from evstore.spi import PendingEvent, Placement, check_expected
+from evstore.spi._model import PendingAppend
 from evstore.testing._append_contract import (
     EXPECTED_MODES,
     STREAM_STATES,
@@ -126,5 +127,43 @@ def test_postgresql_append_statement_agrees_with_check_expected(partitioned: boo
                         True,
                     ), case
                     assert (positions is not None) == admitted(expected, last, visible), case
+                    checked += 1
+        assert checked == len(STREAM_STATES) * len(EXPECTED_MODES)
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_postgresql_multi_stream_append_statement_agrees_with_check_expected(
+    partitioned: bool,
+) -> None:
+    """``append_many``'s statement, with the stream under test second after a new stream
+    (expected ANY): both parts are inserted exactly when the rule admits the second."""
+    options: dict[str, Any] = {"table_partitions": 4} if partitioned else {}
+    with fresh_schema(**options) as url:
+        with evstore.connect(url) as store:
+            streams = streams_in_every_state(store)
+            backend = store.backend
+            assert isinstance(backend, PostgresBackend)
+            schema = backend._schema
+        statement = pg_sql.statements(schema, partitioned)["append_many"]
+        checked = 0
+        with psycopg.connect(url.split("?")[0]) as conn:
+            for name, sid, last, visible in streams:
+                for expected in EXPECTED_MODES:
+                    fresh = f"fresh-{uuid.uuid4().hex}"
+                    parts = [
+                        PendingAppend(fresh, [pending_event()], evstore.ANY,
+                                      Placement("fresh", fresh, 1)),
+                        PendingAppend(sid, [pending_event(), pending_event()], expected,
+                                      Placement(PLACEMENT.category, sid, 7)),
+                    ]  # fmt: skip
+                    rows = conn.execute(statement, pg_backend.append_many_params(parts)).fetchall()
+                    conn.rollback()
+                    case = f"{name}, expected {expected}"
+                    assert [r[:5] for r in rows] == [
+                        (1, 0, False, False, True),
+                        (2, last, visible, False, True),
+                    ], case
+                    inserted = [r[5] is not None for r in rows]
+                    assert inserted == [admitted(expected, last, visible)] * 2, case
                     checked += 1
         assert checked == len(STREAM_STATES) * len(EXPECTED_MODES)

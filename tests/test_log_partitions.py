@@ -7,6 +7,7 @@ tests cover what is specific to choosing and addressing partitions.
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from pathlib import Path
 
@@ -170,3 +171,22 @@ def test_export_refuses_a_partitioned_store_for_now(tmp_path: Path) -> None:
         store.append("a-1", _events(1))
         with pytest.raises(evstore.InvalidInput, match="one partition at a time"):
             export_store(store, tmp_path / "out.jsonl")
+
+
+@pytest.mark.parametrize("backend", ["memory_p16", "sqlite_p16", "mongodb_p16"])
+def test_append_many_spans_log_partitions_in_one_transaction(backend: str, tmp_path: Path) -> None:
+    """memory, SQLite and MongoDB commit a multi-stream append across log partitions (one
+    transaction covers them all); NATS refuses it (tests/test_nats.py) and PostgreSQL has
+    one partition."""
+    module = importlib.import_module(f"tests.backends.{backend}")
+    with module.factory(tmp_path) as factory, factory.connect() as store:
+        streams = [f"s-{i}" for i in range(40)]
+        a = streams[0]
+        b = next(s for s in streams if store.partition_of(s) != store.partition_of(a))
+        results = store.append_many([(a, _events(2), 0), (b, _events(1), 0)])
+        assert [r.partition for r in results] == [store.partition_of(a), store.partition_of(b)]
+        for stream, result in zip((a, b), results, strict=True):
+            got = store.read_all(partition=result.partition)
+            assert [(e.stream_id, e.position) for e in got] == [
+                (stream, p) for p in result.positions
+            ]

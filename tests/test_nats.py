@@ -320,3 +320,67 @@ def test_the_sync_face_refuses_calls_after_close_instead_of_hanging() -> None:
     store.close()
     with pytest.raises(BackendUnavailable, match="closed"):
         backend.head_position()
+
+
+# -- multi-stream appends ------------------------------------------------------------------
+
+
+def test_append_many_over_1000_events_in_all_is_invalid_and_writes_nothing() -> None:
+    with evstore.connect(_url()) as store:
+        requests = [
+            evstore.AppendRequest("big-a", [NewEvent("T", {}) for _ in range(600)]),
+            evstore.AppendRequest("big-b", [NewEvent("T", {}) for _ in range(401)]),
+        ]
+        with pytest.raises(InvalidInput, match="at most 1000"):
+            store.append_many(requests)
+        assert store.head_position() == 0
+
+
+def test_append_many_expectation_of_a_later_stream_is_checked_by_the_server() -> None:
+    """The server, not only the client, checks each stream's expectation in the batch: a
+    client that read a stale state of the second stream is refused, re-reads and retries,
+    so no version is ever stored twice."""
+    with evstore.connect(_url()) as store:
+        store.append("second-1", [NewEvent("T", {})])
+        backend = store.backend.backend  # type: ignore[attr-defined]
+        real_state = backend._state
+        calls = {"stale": 0}
+
+        async def stale_once(p: int, token: str, stream_id: str) -> object:
+            state = await real_state(p, token, stream_id)
+            if stream_id == "second-1" and calls["stale"] == 0:
+                calls["stale"] += 1
+                return type(state)(0, 0, 0, False)  # as if the stream were empty
+            return state
+
+        backend._state = stale_once
+        results = store.append_many(
+            [
+                evstore.AppendRequest("first-1", [NewEvent("T", {})]),
+                evstore.AppendRequest("second-1", [NewEvent("T", {})]),
+            ]
+        )
+        assert calls["stale"] == 1
+        assert [r.version for r in results] == [1, 2]
+        assert [e.version for e in store.get_events("second-1")] == [1, 2]
+        assert [e.version for e in store.get_events("first-1")] == [1]
+
+
+def test_append_many_across_log_partitions_is_refused_before_sending() -> None:
+    """With P > 1 (not offered by the URL yet) an atomic batch stays in one JetStream
+    stream, so streams of different partitions are InvalidInput, checked before any I/O."""
+    from evstore.backends.nats.backend_async import AsyncNatsBackend
+    from evstore.spi import PendingEvent, Placement
+    from evstore.spi._model import PendingAppend
+
+    backend = AsyncNatsBackend(["nats://127.0.0.1:1"], "never-connected", partitions=2)
+    event = PendingEvent(
+        str(uuid.uuid4()), "T", b"{}", b"{}", 1, evstore.NewEvent("T", {}).occurred_at
+    )
+    parts = [
+        PendingAppend("a-1", [event], evstore.ANY, Placement("a", "a-1", 0, 0)),
+        PendingAppend("b-1", [event._replace(event_id=str(uuid.uuid4()))], evstore.ANY,
+                      Placement("b", "b-1", 1, 1)),
+    ]  # fmt: skip
+    with pytest.raises(InvalidInput, match="different log partitions"):
+        asyncio.run(backend.append_many(parts))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from evstore import _validation as check
 from evstore.errors import InvalidInput
@@ -128,6 +129,16 @@ class AppendResult:
     def last_position(self) -> int:
         """Global position of the last appended event."""
         return self.positions[-1]
+
+
+class AppendRequest(NamedTuple):
+    """One stream's part of :meth:`~evstore.EventStore.append_many`: its events and the
+    version it must be at (as for ``append``). A plain ``(stream_id, events)`` or
+    ``(stream_id, events, expected_version)`` tuple means the same."""
+
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected_version: ExpectedVersion = ANY
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from evstore.spi._model import (
     EventRecord,
     LogFilter,
     LogPage,
+    PendingAppend,
     PendingEvent,
     Placement,
     SnapshotRecord,
@@ -80,6 +81,9 @@ class ThreadedBackend(
         placement: Placement,
     ) -> AppendResult:
         return await self._run(self.sync.append, stream_id, events, expected, placement)
+
+    async def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        return await self._run(self.sync.append_many, appends)
 
     async def read_stream(
         self,

@@ -24,6 +24,7 @@ from evstore.spi._model import (
     EventRecord,
     LogFilter,
     LogPage,
+    PendingAppend,
     PendingEvent,
     Placement,
     SnapshotRecord,
@@ -31,6 +32,7 @@ from evstore.spi._model import (
     check_expected,
     partitions_option,
     replayed_result,
+    replayed_results,
 )
 from evstore.spi.backend import (
     CheckpointStore,
@@ -123,35 +125,67 @@ class MemoryBackend(
             if stored:
                 return replayed_result(stream_id, events, expected, stored)
             check_expected(stream_id, expected, stream.last_version, stream.visible)
-            now = datetime.now(UTC)
-            records = []
-            part = placement.log_partition
-            for i, e in enumerate(events, start=1):
-                position = d.heads[part] + i
-                record = EventRecord(
-                    stream_id,
-                    stream.last_version + i,
-                    position,
-                    e.event_id,
-                    e.type,
-                    e.data,
-                    e.metadata,
-                    e.schema_version,
-                    e.occurred_at,
-                    now if e.recorded_at is None else e.recorded_at,
-                    part,
-                )
-                records.append(record)
-                d.by_event_id[e.event_id] = record
-                d.placement[part, position] = placement
-            d.streams[stream_id] = stream
-            stream.events.extend(records)
-            stream.last_version += len(records)
-            d.logs[part].extend(records)
-            d.heads[part] += len(records)
-            d.head += len(records)
-            d.lock.notify_all()
-            return AppendResult(stream.last_version, tuple(r.position for r in records), part)
+            return self._store(stream_id, stream, events, placement)
+
+    def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        d = self._d
+        with d.lock:
+            stored = [
+                d.by_event_id[e.event_id]
+                for a in appends
+                for e in a.events
+                if e.event_id in d.by_event_id
+            ]
+            if stored:
+                return replayed_results(appends, stored)
+            streams = []
+            for a in appends:  # every check before the first write
+                stream = self._live(a.stream_id) or _Stream()
+                check_expected(a.stream_id, a.expected, stream.last_version, stream.visible)
+                streams.append(stream)
+            return [
+                self._store(a.stream_id, stream, a.events, a.placement)
+                for a, stream in zip(appends, streams, strict=True)
+            ]
+
+    def _store(
+        self,
+        stream_id: str,
+        stream: _Stream,
+        events: Sequence[PendingEvent],
+        placement: Placement,
+    ) -> AppendResult:
+        """Store checked events at the end of ``stream`` (the caller holds the lock)."""
+        d = self._d
+        now = datetime.now(UTC)
+        records = []
+        part = placement.log_partition
+        for i, e in enumerate(events, start=1):
+            position = d.heads[part] + i
+            record = EventRecord(
+                stream_id,
+                stream.last_version + i,
+                position,
+                e.event_id,
+                e.type,
+                e.data,
+                e.metadata,
+                e.schema_version,
+                e.occurred_at,
+                now if e.recorded_at is None else e.recorded_at,
+                part,
+            )
+            records.append(record)
+            d.by_event_id[e.event_id] = record
+            d.placement[part, position] = placement
+        d.streams[stream_id] = stream
+        stream.events.extend(records)
+        stream.last_version += len(records)
+        d.logs[part].extend(records)
+        d.heads[part] += len(records)
+        d.head += len(records)
+        d.lock.notify_all()
+        return AppendResult(stream.last_version, tuple(r.position for r in records), part)
 
     def read_stream(
         self,

@@ -63,6 +63,7 @@ from evstore.spi._model import (
     EventRecord,
     LogFilter,
     LogPage,
+    PendingAppend,
     PendingEvent,
     Placement,
     SnapshotRecord,
@@ -70,6 +71,7 @@ from evstore.spi._model import (
     check_expected,
     partitions_option,
     replayed_result,
+    replayed_results,
 )
 from evstore.spi.backend import (
     DeadLetterStore,
@@ -793,19 +795,8 @@ class SQLiteBackend(
         A repeat of a stored append returns its original result having written nothing
         (the savepoint is rolled back); errors leave the rollback to the caller.
         """
-        last, visible = self._state(db, stream_id)
         try:
-            check_expected(stream_id, expected, last, visible)
-            now = _to_us(datetime.now(UTC))
-            db.executemany(
-                "INSERT INTO events (stream_id, version, event_id, type, data, metadata, "
-                "schema_version, occurred_at, recorded_at, category, partition_key, "
-                "partition_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (stream_id, last + i, *_columns(e, placement, now))
-                    for i, e in enumerate(events, start=1)
-                ],
-            )
+            return self._insert(db, stream_id, events, expected, placement)
         except (ConcurrencyError, sqlite3.IntegrityError):
             # A repeat of a stored append fails the version check or the event_id
             # index; only then is it worth looking the ids up.
@@ -814,12 +805,58 @@ class SQLiteBackend(
             if not stored:
                 raise
             return replayed_result(stream_id, events, expected, stored)
+
+    def _insert(
+        self,
+        db: sqlite3.Connection,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+    ) -> AppendResult:
+        """Check the stream's version and store ``events`` (the caller holds the lock)."""
+        last, visible = self._state(db, stream_id)
+        check_expected(stream_id, expected, last, visible)
+        now = _to_us(datetime.now(UTC))
+        db.executemany(
+            "INSERT INTO events (stream_id, version, event_id, type, data, metadata, "
+            "schema_version, occurred_at, recorded_at, category, partition_key, "
+            "partition_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(stream_id, last + i, *_columns(e, placement, now)) for i, e in enumerate(events, 1)],
+        )
         (end,) = db.execute("SELECT last_insert_rowid()").fetchone()
         n = len(events)
         if self.log_partitions > 1:
             positions = self._log_in_partition(db, placement.log_partition, end, n)
             return AppendResult(last + n, positions, placement.log_partition)
         return AppendResult(last + n, tuple(range(end - n + 1, end + 1)))
+
+    def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        """One ``BEGIN IMMEDIATE`` transaction for every part (across log partitions too:
+        the write lock covers the whole file)."""
+        with self._write() as db:
+            results = self._append_many_in(db, appends)
+        self._wakeup.notify()
+        return results
+
+    def _append_many_in(
+        self, db: sqlite3.Connection, appends: Sequence[PendingAppend]
+    ) -> list[AppendResult]:
+        """Every part inside the caller's transaction, or none (savepoint ``evstore_many``)."""
+        db.execute("SAVEPOINT evstore_many")
+        try:
+            results = [self._insert(db, *a) for a in appends]
+        except (ConcurrencyError, sqlite3.IntegrityError):
+            db.execute("ROLLBACK TO evstore_many")
+            stored = self._stored(db, [e for a in appends for e in a.events])
+            if not stored:
+                raise
+            results = replayed_results(appends, stored)
+        except BaseException:
+            db.execute("ROLLBACK TO evstore_many")
+            raise
+        db.execute("RELEASE evstore_many")
+        return results
 
     @staticmethod
     def _log_in_partition(db: sqlite3.Connection, part: int, end: int, n: int) -> tuple[int, ...]:

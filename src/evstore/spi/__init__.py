@@ -6,7 +6,8 @@ only, in tiers (:class:`EventLog`, :class:`SnapshotStore`, :class:`CheckpointSto
 :class:`TransactionalCheckpoints`; see :mod:`evstore.spi.backend_async`) that its class
 names among its bases. It receives :class:`PendingEvent` rows whose payloads are already
 encoded, stores :class:`EventRecord` rows, and applies :func:`check_expected` and
-:func:`replayed_result` inside its write transaction. Prove it with
+:func:`replayed_result` inside its write transaction (``append_many``: :class:`PendingAppend`
+rows and :func:`replayed_results`). Prove it with
 :class:`evstore.testing.StoreContract` (or one tier's contract class).
 """
 
@@ -16,12 +17,14 @@ from evstore.spi._model import (
     EventRecord,
     LogFilter,
     LogPage,
+    PendingAppend,
     PendingEvent,
     Placement,
     SnapshotRecord,
     StreamSummary,
     check_expected,
     replayed_result,
+    replayed_results,
     stable_hash,
 )
 from evstore.spi.backend import (
@@ -73,6 +76,7 @@ __all__ = [
     "LogPage",
     "Operations",
     "PartitionedLog",
+    "PendingAppend",
     "PendingEvent",
     "Placement",
     "SnapshotRecord",
@@ -83,5 +87,6 @@ __all__ = [
     "TruncatableLog",
     "check_expected",
     "replayed_result",
+    "replayed_results",
     "stable_hash",
 ]

@@ -122,6 +122,15 @@ class Placement:
     log_partition: int = 0
 
 
+class PendingAppend(NamedTuple):
+    """One stream's part of an atomic multi-stream append (``EventLog.append_many``)."""
+
+    stream_id: str
+    events: Sequence[PendingEvent]
+    expected: ExpectedVersion
+    placement: Placement
+
+
 MAX_PARTITIONS = 1024
 
 
@@ -249,3 +258,24 @@ def replayed_result(
     return AppendResult(
         ordered[-1].version, tuple(r.position for r in ordered), ordered[-1].partition
     )
+
+
+def replayed_results(
+    appends: Sequence[PendingAppend], stored: Sequence[EventRecord]
+) -> list[AppendResult]:
+    """The original results of a multi-stream append being repeated, or ``DuplicateEventId``.
+
+    ``stored`` are the already-stored records whose event ids appear in ``appends`` (at
+    least one). A multi-stream append is all or nothing, so it is a repeat only when every
+    one of its events is stored, each stream's part as :func:`replayed_result` requires.
+    """
+    by_id = {r.event_id: r for r in stored}
+    results = []
+    for a in appends:
+        mine = [by_id[e.event_id] for e in a.events if e.event_id in by_id]
+        if len(mine) < len(a.events):
+            raise DuplicateEventId(
+                next(iter(by_id)), "the multi-stream append mixes stored and new events"
+            )
+        results.append(replayed_result(a.stream_id, a.events, a.expected, mine))
+    return results

@@ -36,6 +36,7 @@ from evstore.spi._model import (
     EventRecord,
     LogFilter,
     LogPage,
+    PendingAppend,
     PendingEvent,
     Placement,
     SnapshotRecord,
@@ -78,6 +79,22 @@ class EventLog(Protocol):
         is already stored, return :func:`~evstore.spi._model.replayed_result` (idempotent repeat)
         or raise ``DuplicateEventId``; apply :func:`~evstore.spi._model.check_expected`; then store
         versions ``last + 1 ...`` with positions that no reader has passed yet.
+        """
+        ...
+
+    def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        """Atomically append to several streams: every part is stored, or none is.
+
+        The store has checked the input: at least one part, no stream twice, no event id
+        twice. In ONE transaction: if any event id is already stored, return
+        :func:`~evstore.spi._model.replayed_results` (the whole call repeated) or raise
+        ``DuplicateEventId``; else, part by part in the order given, raise ``StreamDeleted``
+        for a tombstoned stream and apply ``check_expected`` (the first failure is raised,
+        naming its stream, and nothing is written); then store each part as ``append``
+        would. Return one ``AppendResult`` per part, in the order given. In a store of
+        several log partitions a backend that cannot commit across partitions in one
+        transaction raises ``InvalidInput`` when the parts' ``placement.log_partition``
+        differ (before writing anything).
         """
         ...
 

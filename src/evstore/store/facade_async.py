@@ -19,6 +19,7 @@ from evstore._types import (
     ANY,
     NO_STREAM,
     STREAM_EXISTS,
+    AppendRequest,
     AppendResult,
     ExpectedVersion,
     LogCursor,
@@ -32,6 +33,7 @@ from evstore.observability import active, system_name, watch_backend
 from evstore.spi._model import (
     UNREADABLE,
     EventRecord,
+    PendingAppend,
     PendingEvent,
     Placement,
     SnapshotRecord,
@@ -271,6 +273,71 @@ class AsyncEventStore:
             hidden = e.event_id
         # Raised outside the except block: not even __context__ names the other stream.
         raise DuplicateEventId(hidden, "elsewhere in the store")
+
+    # -- multi-stream appends --------------------------------------------------------------
+
+    async def append_many(
+        self, appends: Sequence[AppendRequest | tuple[Any, ...]]
+    ) -> list[AppendResult]:
+        """Atomically append to several streams: all of them, or none.
+
+        ``appends`` are :class:`~evstore.AppendRequest` values (or ``(stream_id, events)`` /
+        ``(stream_id, events, expected_version)`` tuples), each stream at most once. Every
+        stream's ``expected_version`` is checked as by :meth:`append`; the first mismatch
+        raises ``ConcurrencyError`` naming that stream, and nothing is written. The same
+        call repeated (the same event ids at the same places) returns the original results.
+        Returns one :class:`AppendResult` per request, in the order given.
+        """
+        parts = self._pending_appends(appends)
+        if not self._prefix:
+            return await self._backend.append_many(parts)
+        try:
+            return await self._backend.append_many(parts)
+        except DuplicateEventId as e:
+            if e.stream_id is None or e.stream_id.startswith(self._prefix):
+                raise
+            hidden = e.event_id
+        # Raised outside the except block: not even __context__ names the other stream.
+        raise DuplicateEventId(hidden, "elsewhere in the store")
+
+    def _pending_appends(self, appends: object) -> list[PendingAppend]:
+        """``append_many``'s argument checked whole, as rows for the backend."""
+        if not isinstance(appends, list | tuple):
+            raise InvalidInput(
+                f"appends must be a list of AppendRequest, got {type(appends).__name__}"
+            )
+        if not appends:
+            raise InvalidInput("appends must not be empty; give at least one AppendRequest")
+        parts: list[PendingAppend] = []
+        streams: set[str] = set()
+        ids: set[str] = set()
+        for i, request in enumerate(appends):
+            if not isinstance(request, tuple) or len(request) not in (2, 3):
+                raise InvalidInput(
+                    f"appends[{i}] must be an AppendRequest(stream_id, events, "
+                    f"expected_version), got {type(request).__name__}"
+                )
+            stream_id, events, *rest = request
+            try:
+                self._stream(stream_id)
+                expected = _expected(rest[0] if rest else ANY)
+                pending = _pending(events)
+            except InvalidInput as e:
+                raise type(e)(f"appends[{i}]: {e}") from None
+            if stream_id in streams:
+                raise InvalidInput(
+                    f"appends[{i}]: stream {stream_id!r} appears twice; put all of its "
+                    "events in one request"
+                )
+            streams.add(stream_id)
+            for event in pending:
+                if event.event_id in ids:
+                    raise InvalidInput(
+                        f"appends[{i}]: event_id {event.event_id} appears twice in the call"
+                    )
+                ids.add(event.event_id)
+            parts.append(PendingAppend(stream_id, pending, expected, self._placement(stream_id)))
+        return parts
 
     async def delete_stream(
         self, stream_id: str, *, hard: bool = False, expected_version: ExpectedVersion = ANY

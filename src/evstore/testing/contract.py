@@ -17,6 +17,7 @@ from evstore.testing._async_contract import AsyncContract
 from evstore.testing._concurrency_contract import ConcurrencyContract
 from evstore.testing._group_contract import ConsumerGroupContract
 from evstore.testing._input_contract import InputContract
+from evstore.testing._multi_append_contract import MultiAppendContract
 from evstore.testing._projection_contract import ProjectionContract
 from evstore.testing._read_contract import (
     DeleteContract,
@@ -50,6 +51,7 @@ __all__ = [
 
 class EventLogContract(
     AppendContract,
+    MultiAppendContract,
     IdempotencyContract,
     ValidationContract,
     EncodingContract,

@@ -103,12 +103,14 @@ from evstore.spi._model import (
     EventRecord,
     LogFilter,
     LogPage,
+    PendingAppend,
     PendingEvent,
     Placement,
     SnapshotRecord,
     StreamSummary,
     check_expected,
     replayed_result,
+    replayed_results,
 )
 from evstore.spi.backend import (
     DeadLetterStore,
@@ -454,7 +456,6 @@ class MongoBackend(
     ) -> AppendResult:
         n = len(events)
         part = placement.log_partition
-        base = part << SHIFT  # 0 in a store of one partition: _id is the position
 
         def body(session: ClientSession) -> AppendResult:
             # The counter first: concurrent appends conflict here, before doing any work.
@@ -476,41 +477,8 @@ class MongoBackend(
             stream = self._db.streams.find_one({"_id": stream_id}, session=session)
             last, visible, _ = _state(stream, stream_id)
             check_expected(stream_id, expected, last, visible)
-            now = _to_us(datetime.now(UTC))
-            self._db.events.insert_many(
-                [
-                    {
-                        "_id": base + end - n + i,
-                        "stream_id": stream_id,
-                        "version": last + i,
-                        "event_id": e.event_id,
-                        "type": e.type,
-                        "data": e.data,
-                        "metadata": e.metadata,
-                        "schema_version": e.schema_version,
-                        "occurred_at": _to_us(e.occurred_at),
-                        "recorded_at": now if e.recorded_at is None else _to_us(e.recorded_at),
-                        "category": placement.category,
-                        "partition_key": placement.partition_key,
-                        "partition_hash": placement.partition_hash,
-                    }
-                    for i, e in enumerate(events, start=1)
-                ],
-                ordered=True,
-                session=session,
-            )
-            self._db.streams.update_one(
-                {"_id": stream_id},
-                {
-                    "$set": {"version": last + n},
-                    "$setOnInsert": {
-                        "deleted_through": 0,
-                        "tombstoned": False,
-                        "partition_hash": placement.partition_hash,
-                    },
-                },
-                upsert=True,
-                session=session,
+            self._insert(
+                session, PendingAppend(stream_id, events, expected, placement), last, end - n
             )
             return AppendResult(last + n, tuple(range(end - n + 1, end + 1)), part)
 
@@ -538,6 +506,115 @@ class MongoBackend(
                 # (stream_id, version) taken: another append won (see the docstring).
                 version = self.stream_version(stream_id)
                 raise ConcurrencyError(stream_id, expected, version) from e
+
+    def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        """Every part in one transaction, across log partitions too: one ``$inc`` per
+        partition touched (each counter serializes its partition's appends, so an append
+        spanning k partitions contends with the appends of all k)."""
+        counts: dict[int, int] = {}
+        for a in appends:
+            part = a.placement.log_partition
+            counts[part] = counts.get(part, 0) + len(a.events)
+        events = [e for a in appends for e in a.events]
+
+        def body(session: ClientSession) -> list[AppendResult]:
+            ends: dict[int, int] = {}
+            for part in sorted(counts):
+                counter = self._db.counters.find_one_and_update(
+                    {"_id": _counter_id(part)},
+                    {"$inc": {"value": counts[part]}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                    session=session,
+                )
+                assert counter is not None  # upsert with ReturnDocument.AFTER
+                ends[part] = int(counter["value"]) - counts[part]  # the last position before
+            if self._sharded and self._db.events.find_one(
+                {"event_id": {"$in": [e.event_id for e in events]}}, {"_id": 1}, session=session
+            ):
+                raise DuplicateKeyError("event_id already stored", 11000)
+            lasts = []
+            for a in appends:  # every check before the first write
+                stream = self._db.streams.find_one({"_id": a.stream_id}, session=session)
+                last, visible, _ = _state(stream, a.stream_id)
+                check_expected(a.stream_id, a.expected, last, visible)
+                lasts.append(last)
+            results = []
+            for a, last in zip(appends, lasts, strict=True):
+                part = a.placement.log_partition
+                start, ends[part] = ends[part], ends[part] + len(a.events)
+                self._insert(session, a, last, start)
+                positions = tuple(range(start + 1, start + len(a.events) + 1))
+                results.append(AppendResult(last + len(a.events), positions, part))
+            return results
+
+        with self._errors():
+            try:
+                while True:
+                    try:
+                        done: list[AppendResult] = self._transaction(body, verify=True)
+                        return done
+                    except _CommitUnknown:
+                        stored = self._stored(events)
+                        if stored:
+                            return replayed_results(appends, stored)
+            except (ConcurrencyError, DuplicateKeyError, BulkWriteError) as e:
+                if isinstance(e, BulkWriteError) and not _duplicate(e):
+                    raise
+                stored = self._stored(events)
+                if stored:
+                    return replayed_results(appends, stored)
+                if isinstance(e, ConcurrencyError):
+                    raise
+                # (stream_id, version) taken by a racing append: report the first stream
+                # whose expected version no longer holds.
+                for a in appends:
+                    version = self.stream_version(a.stream_id)
+                    check_expected(a.stream_id, a.expected, version, version > 0)
+                raise
+
+    def _insert(
+        self, session: ClientSession, a: PendingAppend, last: int, start: int
+    ) -> None:
+        """Store one checked part of a multi-stream append at positions ``start + 1 ...``."""
+        placement = a.placement
+        base = placement.log_partition << SHIFT  # 0 in a store of one partition: _id = position
+        now = _to_us(datetime.now(UTC))
+        self._db.events.insert_many(
+            [
+                {
+                    "_id": base + start + i,
+                    "stream_id": a.stream_id,
+                    "version": last + i,
+                    "event_id": e.event_id,
+                    "type": e.type,
+                    "data": e.data,
+                    "metadata": e.metadata,
+                    "schema_version": e.schema_version,
+                    "occurred_at": _to_us(e.occurred_at),
+                    "recorded_at": now if e.recorded_at is None else _to_us(e.recorded_at),
+                    "category": placement.category,
+                    "partition_key": placement.partition_key,
+                    "partition_hash": placement.partition_hash,
+                }
+                for i, e in enumerate(a.events, start=1)
+            ],
+            ordered=True,
+            session=session,
+        )
+        self._db.streams.update_one(
+            {"_id": a.stream_id},
+            {
+                "$set": {"version": last + len(a.events)},
+                "$setOnInsert": {
+                    "deleted_through": 0,
+                    "tombstoned": False,
+                    "partition_hash": placement.partition_hash,
+                },
+            },
+            upsert=True,
+            session=session,
+        )
 
     def _stored(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
         ids = [e.event_id for e in events]

@@ -23,6 +23,7 @@ from evstore.spi._model import (
     EventRecord,
     LogFilter,
     LogPage,
+    PendingAppend,
     PendingEvent,
     Placement,
     SnapshotRecord,
@@ -108,6 +109,9 @@ class NatsBackend(
         placement: Placement,
     ) -> AppendResult:
         return self._call(self.backend.append(stream_id, events, expected, placement))
+
+    def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        return self._call(self.backend.append_many(appends))
 
     def read_stream(
         self,

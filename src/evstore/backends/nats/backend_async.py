@@ -81,12 +81,14 @@ from evstore.spi._model import (
     EventRecord,
     LogFilter,
     LogPage,
+    PendingAppend,
     PendingEvent,
     Placement,
     SnapshotRecord,
     StreamSummary,
     check_expected,
     replayed_result,
+    replayed_results,
     stable_hash,
 )
 from evstore.spi.backend_async import (
@@ -635,23 +637,38 @@ class AsyncNatsBackend(
         bodies: list[bytes],
         state: _State,
     ) -> dict[str, Any]:
+        return await self._send(self._messages(p, token, events, bodies, state))
+
+    def _messages(
+        self,
+        p: int,
+        token: str,
+        events: Sequence[PendingEvent],
+        bodies: list[bytes],
+        state: _State,
+    ) -> list[tuple[str, bytes, dict[str, str]]]:
+        """One stream's messages; the first carries the expectation on the stream's last
+        sequence, which the server checks when it stores (or commits) them."""
         subject = self.names.events(p, token)
-        expect = {
-            m.EXPECTED_SEQ: str(state.sequence),
-            m.EXPECTED_SUBJECT: self.names.any_of(p, token),
-        }
-        if len(events) == 1:
-            headers = m.event_headers(events[0].event_id, state.last + 1, state.hidden)
-            return await self._publish(subject, bodies[0], {**headers, **expect})
-        nc = self._client()
-        batch = uuid.uuid4().hex
-        last = len(events)
+        out = []
         for i, (event, body) in enumerate(zip(events, bodies, strict=True), start=1):
             headers = m.event_headers(event.event_id, state.last + i, state.hidden)
-            headers[m.BATCH_ID] = batch
-            headers[m.BATCH_SEQ] = str(i)
             if i == 1:
-                headers.update(expect)
+                headers[m.EXPECTED_SEQ] = str(state.sequence)
+                headers[m.EXPECTED_SUBJECT] = self.names.any_of(p, token)
+            out.append((subject, body, headers))
+        return out
+
+    async def _send(self, messages: list[tuple[str, bytes, dict[str, str]]]) -> dict[str, Any]:
+        """Publish ``messages`` as one message, or as one ADR-50 atomic batch."""
+        if len(messages) == 1:
+            return await self._publish(*messages[0])
+        nc = self._client()
+        batch = uuid.uuid4().hex
+        last = len(messages)
+        for i, (subject, body, own) in enumerate(messages, start=1):
+            headers = {**own, m.BATCH_ID: batch, m.BATCH_SEQ: str(i)}
+            if i == 1:
                 reply = await self._request(subject, body, headers)
                 if reply.data:  # an error; the empty reply means "batch started"
                     _answer(reply)
@@ -661,6 +678,96 @@ class AsyncNatsBackend(
                 headers[m.BATCH_COMMIT] = "1"
                 return await self._publish(subject, body, headers)
         raise AssertionError("unreachable")
+
+    async def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        """One ADR-50 atomic batch over the streams' subjects of one JetStream stream, each
+        stream's first message carrying the expectation on that stream's last sequence:
+        the server stores every message or none. The streams must share a log partition
+        (one JetStream stream each); this is checked before anything is sent."""
+        total = sum(len(a.events) for a in appends)
+        if total > m.MAX_BATCH:
+            raise InvalidInput(
+                f"at most {m.MAX_BATCH} events per append on NATS (one atomic batch), "
+                f"got {total}; nothing was written"
+            )
+        where = [self._where(a.placement.partition_hash, a.stream_id) for a in appends]
+        if len({p for p, _ in where}) > 1:
+            raise InvalidInput(
+                "append_many on NATS: the streams are in different log partitions (JetStream "
+                "streams), and an atomic batch stays within one; nothing was written"
+            )
+        p = where[0][0]
+        now = m.to_us(datetime.now(UTC))
+        bodies = [
+            [
+                m.event_body(e, a.placement.category, a.placement.partition_hash, now)
+                for e in a.events
+            ]
+            for a in appends
+        ]
+
+        async def stored(states: list[_State] | None = None) -> list[EventRecord]:
+            found: list[EventRecord] = []
+            for i, (a, (_, token)) in enumerate(zip(appends, where, strict=True)):
+                state = None if states is None else states[i]
+                found += await self._stored(p, token, a.stream_id, a.events, state)
+            return found
+
+        async def attempt() -> list[AppendResult]:
+            states = [await self._state(p, token, a.stream_id) for a, (_, token) in zip(
+                appends, where, strict=True)]  # fmt: skip
+            limit = self._client().max_payload - 1024  # room for the headers
+            for i, body in enumerate(b for part in bodies for b in part):
+                if len(body) > limit:
+                    raise InvalidInput(
+                        f"event {i} of the call is {len(body)} bytes encoded; the NATS server "
+                        f"takes messages of at most {limit} (max_payload); nothing was written"
+                    )
+            try:
+                for a, state in zip(appends, states, strict=True):
+                    check_expected(a.stream_id, a.expected, state.last, state.visible)
+            except ConcurrencyError:
+                found = await stored(states)
+                if found:
+                    return replayed_results(appends, found)
+                raise
+            messages = [
+                message
+                for a, (_, token), part, state in zip(appends, where, bodies, states, strict=True)
+                for message in self._messages(p, token, a.events, part, state)
+            ]
+            try:
+                ack = await self._send(messages)
+            except _ServerError as e:
+                if e.err_code in WRONG_LAST_SEQUENCE:
+                    raise _Retry("a stream moved meanwhile") from e  # re-read, check again
+                if e.err_code == BATCH_DUPLICATE:
+                    found = await stored()
+                    if found:
+                        return replayed_results(appends, found)
+                    raise DuplicateEventId(
+                        appends[0].events[0].event_id,
+                        "an event id of this append is stored elsewhere (JetStream refused "
+                        "it as a duplicate)",
+                    ) from None
+                raise
+            if ack.get("duplicate"):  # one event, whose id the server has stored
+                record = await self._record_at(p, int(ack["seq"]))
+                if record is None:
+                    raise DuplicateEventId(messages[0][2][m.MSG_ID], "stored, then hard-deleted")
+                return replayed_results(appends, [record])
+            sequence = int(ack["seq"]) - total
+            results = []
+            for a, state in zip(appends, states, strict=True):
+                n = len(a.events)
+                results.append(
+                    AppendResult(state.last + n, tuple(range(sequence + 1, sequence + n + 1)))
+                )
+                sequence += n
+            return results
+
+        async with self._errors():
+            return await self._retrying(attempt)
 
     async def _replay(
         self,

@@ -170,6 +170,7 @@ WITH st AS (
 SELECT st.last, st.visible, st.tombstoned,
        (SELECT array_agg(position ORDER BY position) FROM ins), (SELECT open FROM lk)
 FROM st""",
+        "append_many": append_many(s, partitioned),
         "stored": f"SELECT {COLUMNS} FROM {s}.events WHERE event_id = ANY(%s::uuid[])",
         "state": f"""
 SELECT greatest(coalesce(e.last, 0), coalesce(d.last_version, 0)),
@@ -206,3 +207,61 @@ FROM h LEFT JOIN LATERAL (
     ORDER BY position LIMIT %(limit)s
 ) r ON true""",
     }
+
+
+def append_many(s: str, partitioned: bool) -> str:
+    """The multi-stream append: ``append``'s checks for every stream, in ONE statement.
+
+    One statement, so one snapshot for every stream's check, taken before the transaction
+    id that numbers the positions is assigned (see the backend's docstring). Per stream:
+    ``sids``/``modes``/``ns``/``cats``/``pkeys``/``phashes``; per event, in request order:
+    ``part`` (its stream's 1-based index), ``k`` (its index within its stream) and the
+    event arrays of ``append``. Nothing is inserted unless every stream passes.
+    """
+    same_partition = "AND partition_key = req.pkey" if partitioned else ""
+    record_ids = (
+        f", ids AS (INSERT INTO {s}.event_ids (event_id) SELECT u.id FROM go, "
+        "unnest(%(ids)b::uuid[]) AS u(id) WHERE go.all_ok RETURNING 1)"
+        if partitioned
+        else ""
+    )
+    return f"""
+WITH req AS (
+    SELECT * FROM unnest(%(sids)s::text[], %(modes)s::int[], %(ns)s::bigint[],
+                         %(cats)s::text[], %(pkeys)s::text[], %(phashes)s::bigint[])
+         WITH ORDINALITY AS r(sid, mode, n, cat, pkey, phash, idx)
+), st AS (
+    SELECT req.*, greatest(coalesce(e.last, 0), coalesce(d.last_version, 0)) AS last,
+           coalesce(e.last, 0) > coalesce(d.last_version, 0) AS visible,
+           coalesce(d.tombstoned, false) AS tombstoned
+    FROM req
+    CROSS JOIN LATERAL (SELECT max(version) AS last FROM {s}.events
+                        WHERE stream_id = req.sid {same_partition}) e
+    LEFT JOIN {s}.deleted_streams d ON d.stream_id = req.sid
+), lk AS (
+    SELECT req.idx, {s}.append_gate(req.sid) AS open FROM req  -- see MIGRATIONS[2]
+), ok AS (
+    SELECT st.* FROM st JOIN lk ON lk.idx = st.idx
+    WHERE lk.open AND NOT st.tombstoned AND CASE st.mode
+        WHEN 0 THEN true WHEN 1 THEN NOT st.visible WHEN 2 THEN st.visible
+        ELSE st.last = st.n END
+), go AS (
+    SELECT count(*) = (SELECT count(*) FROM req) AS all_ok FROM ok
+){record_ids}, ins AS (
+    INSERT INTO {s}.events (position, stream_id, version, event_id, type, data, metadata,
+        schema_version, occurred_at, recorded_at, category, partition_key, partition_hash)
+    SELECT (pg_current_xact_id()::text::bigint << {ORDINAL_BITS}) | u.ord, ok.sid,
+        ok.last + u.k, u.id, u.type, u.data::json, u.meta::json, u.sv, u.at,
+        coalesce(u.rec, statement_timestamp()), ok.cat, ok.pkey, ok.phash
+    FROM go CROSS JOIN unnest(%(part)s::bigint[], %(k)s::bigint[], %(ids)b::uuid[],
+        %(types)b::text[], %(data)b::text[], %(meta)b::text[], %(svs)b::int[],
+        %(ats)b::timestamptz[], %(recs)b::timestamptz[])
+        WITH ORDINALITY AS u(part, k, id, type, data, meta, sv, at, rec, ord)
+    JOIN ok ON ok.idx = u.part
+    WHERE go.all_ok
+    RETURNING stream_id, position
+)
+SELECT st.idx, st.last, st.visible, st.tombstoned, lk.open,
+       (SELECT array_agg(ins.position ORDER BY ins.position) FROM ins
+        WHERE ins.stream_id = st.sid)
+FROM st JOIN lk ON lk.idx = st.idx ORDER BY st.idx"""

@@ -116,12 +116,14 @@ from evstore.spi._model import (
     EventRecord,
     LogFilter,
     LogPage,
+    PendingAppend,
     PendingEvent,
     Placement,
     SnapshotRecord,
     StreamSummary,
     check_expected,
     replayed_result,
+    replayed_results,
     stable_hash,
 )
 from evstore.spi.backend import (
@@ -203,6 +205,29 @@ def append_params(
         "cat": placement.category,
         "pkey": placement.partition_key,
         "phash": placement.partition_hash,
+    }
+
+
+def append_many_params(appends: Sequence[PendingAppend]) -> dict[str, Any]:
+    """The parameters of the multi-stream append (``statements()["append_many"]``)."""
+    modes = [_mode(a.expected) for a in appends]
+    events = [(i, k, e) for i, a in enumerate(appends, 1) for k, e in enumerate(a.events, 1)]
+    return {
+        "sids": [a.stream_id for a in appends],
+        "modes": [mode for mode, _ in modes],
+        "ns": [n for _, n in modes],
+        "cats": [a.placement.category for a in appends],
+        "pkeys": [a.placement.partition_key for a in appends],
+        "phashes": [a.placement.partition_hash for a in appends],
+        "part": [i for i, _, _ in events],
+        "k": [k for _, k, _ in events],
+        "ids": [e.event_id for _, _, e in events],
+        "types": [e.type for _, _, e in events],
+        "data": [e.data.decode() for _, _, e in events],
+        "meta": [e.metadata.decode() for _, _, e in events],
+        "svs": [e.schema_version for _, _, e in events],
+        "ats": [e.occurred_at for _, _, e in events],
+        "recs": [e.recorded_at for _, _, e in events],
     }
 
 
@@ -623,6 +648,39 @@ class PostgresBackend(
                 raise ConcurrencyError(stream_id, expected, last if visible else 0)
             self._wake()
             return AppendResult(last + len(events), tuple(positions))
+
+    def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        """Every stream's check and insert in one statement (``_sql.append_many``): one
+        snapshot for all the checks, one transaction id for all the positions."""
+        events = [e for a in appends for e in a.events]
+        if len(events) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} events per append, got {len(events)}")
+        params = append_many_params(appends)
+        while True:
+            try:
+                rows = self._query(
+                    self._statement("append_many"),
+                    params,
+                    notify=self._channel if self._notify else None,
+                )
+            except psycopg.errors.UniqueViolation:
+                stored = self._stored(events)
+                if stored:
+                    return replayed_results(appends, stored)
+                continue  # another writer took a version we computed: check again
+            if all(row[5] is not None for row in rows):
+                self._wake()
+                return [
+                    AppendResult(int(row[1]) + len(a.events), tuple(row[5]))
+                    for a, row in zip(appends, rows, strict=True)
+                ]
+            stored = self._stored(events)
+            if stored:
+                return replayed_results(appends, stored)
+            for a, (_, last, visible, tombstoned, gate_open, _) in zip(appends, rows, strict=True):
+                if tombstoned or not gate_open:
+                    raise StreamDeleted(a.stream_id)
+                check_expected(a.stream_id, a.expected, int(last), bool(visible))
 
     def _stored(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
         rows = self._query(self._statement("stored"), ([e.event_id for e in events],))
