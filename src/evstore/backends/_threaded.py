@@ -138,6 +138,14 @@ class ThreadedBackend(
     async def list_checkpoints(self) -> dict[str, int]:
         return await self._run(self.sync.list_checkpoints)
 
+    async def compare_and_set_checkpoint(
+        self, name: str, expected: int | None, position: int
+    ) -> bool:
+        return await self._run(self.sync.compare_and_set_checkpoint, name, expected, position)
+
+    async def delete_checkpoint(self, name: str) -> bool:
+        return await self._run(self.sync.delete_checkpoint, name)
+
     async def park(self, letter: DeadLetter) -> None:
         await self._run(self.sync.park, letter)
 

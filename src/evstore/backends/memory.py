@@ -304,6 +304,17 @@ class MemoryBackend(
         with self._d.lock:
             return dict(sorted(self._d.checkpoints.items()))
 
+    def compare_and_set_checkpoint(self, name: str, expected: int | None, position: int) -> bool:
+        with self._d.lock:
+            if self._d.checkpoints.get(name) != expected:
+                return False
+            self._d.checkpoints[name] = position
+            return True
+
+    def delete_checkpoint(self, name: str) -> bool:
+        with self._d.lock:
+            return self._d.checkpoints.pop(name, None) is not None
+
     def park(self, letter: DeadLetter) -> None:
         with self._d.lock:
             self._d.dead_letters.setdefault(letter.name, {})[letter.position] = letter

@@ -1111,6 +1111,22 @@ class SQLiteBackend(
             rows = db.execute("SELECT name, position FROM checkpoints ORDER BY name").fetchall()
         return {str(name): int(position) for name, position in rows}
 
+    def compare_and_set_checkpoint(self, name: str, expected: int | None, position: int) -> bool:
+        with self._write() as db:  # the write lock before the read: one writer compares
+            row = db.execute("SELECT position FROM checkpoints WHERE name = ?", (name,)).fetchone()
+            if (None if row is None else int(row[0])) != expected:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO checkpoints (name, position) VALUES (?, ?)",
+                (name, position),
+            )
+        return True
+
+    def delete_checkpoint(self, name: str) -> bool:
+        with self._write() as db:
+            cursor = db.execute("DELETE FROM checkpoints WHERE name = ?", (name,))
+            return cursor.rowcount > 0
+
     def run_with_checkpoint(
         self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
     ) -> bool:

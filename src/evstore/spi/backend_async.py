@@ -168,6 +168,18 @@ class AsyncCheckpointStore(Protocol):
         """Every stored checkpoint, ``{name: position}`` in name order (for operators' tools)."""
         ...
 
+    async def compare_and_set_checkpoint(
+        self, name: str, expected: int | None, position: int
+    ) -> bool:
+        """Store ``position`` as checkpoint ``name`` only if it is ``expected`` now (None: not
+        stored); return whether it was stored. Atomic: of writers racing with the same
+        ``expected``, at most one succeeds."""
+        ...
+
+    async def delete_checkpoint(self, name: str) -> bool:
+        """Remove checkpoint ``name``; return whether one was stored."""
+        ...
+
 
 @runtime_checkable
 class AsyncTransactionalCheckpoints(AsyncCheckpointStore, Protocol):

@@ -319,7 +319,7 @@ class AsyncEventStore:
                 )
             stream_id, events, *rest = request
             try:
-                self._stream(stream_id)
+                self._writable(stream_id)
                 expected = _expected(rest[0] if rest else ANY)
                 pending = _pending(events)
             except InvalidInput as e:
@@ -746,6 +746,42 @@ class AsyncEventStore:
         found = {("category", k): v for k, v in rules.categories.items()}
         found.update({("stream", k): v for k, v in rules.streams.items()})
         return dict(sorted(found.items()))
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    async def get_checkpoint(self, name: str) -> int | None:
+        """The stored position of checkpoint ``name``, or None.
+
+        Named subscriptions and projections keep theirs under their name (in a store of
+        several log partitions a subscription keeps one per partition, ``name#j``).
+        """
+        return await self._backend.get_checkpoint(self.checkpoint_name(name))
+
+    async def compare_and_set_checkpoint(
+        self, name: str, expected: int | None, position: int
+    ) -> bool:
+        """Store ``position`` as checkpoint ``name`` if it is ``expected`` now (None: not
+        stored); return whether it was stored. Of writers racing from the same ``expected``
+        at most one succeeds."""
+        stored = self.checkpoint_name(name)
+        if expected is not None:
+            check.non_negative_int(expected, "expected")
+        position = check.non_negative_int(position, "position")
+        return await self._backend.compare_and_set_checkpoint(stored, expected, position)
+
+    async def list_checkpoints(self) -> dict[str, int]:
+        """Every stored checkpoint, ``{name: position}`` in name order (a tenant's store:
+        its tenant's, under the names it gave them)."""
+        found = await self._backend.list_checkpoints()
+        prefix = self._prefix
+        if not prefix:
+            return found
+        return {k[len(prefix) :]: v for k, v in found.items() if k.startswith(prefix)}
+
+    async def delete_checkpoint(self, name: str) -> bool:
+        """Remove checkpoint ``name`` (its subscription then starts afresh); return whether
+        one was stored."""
+        return await self._backend.delete_checkpoint(self.checkpoint_name(name))
 
     # -- operations ------------------------------------------------------------------------
 

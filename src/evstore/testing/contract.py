@@ -14,6 +14,7 @@ from evstore.testing._append_contract import (
     ValidationContract,
 )
 from evstore.testing._async_contract import AsyncContract
+from evstore.testing._checkpoint_api_contract import CheckpointApiContract
 from evstore.testing._concurrency_contract import ConcurrencyContract
 from evstore.testing._group_contract import ConsumerGroupContract
 from evstore.testing._input_contract import InputContract
@@ -28,7 +29,9 @@ from evstore.testing._read_contract import (
 from evstore.testing._retention_contract import TruncatableLogContract
 from evstore.testing._subscription_contract import SubscriptionContract
 from evstore.testing._tier_contract import (
-    CheckpointStoreContract,
+    CheckpointStoreContract as _CheckpointTier,
+)
+from evstore.testing._tier_contract import (
     DeadLetterStoreContract,
     OperationsContract,
     SnapshotStoreContract,
@@ -71,6 +74,10 @@ class EventLogContract(
 
 class SnapshotsContract(SnapshotContract, SnapshotStoreContract):
     """The snapshot tier (``SnapshotStore``)."""
+
+
+class CheckpointStoreContract(_CheckpointTier, CheckpointApiContract):
+    """The checkpoint tier (``CheckpointStore``), through the backend and the store's API."""
 
 
 class StoreContract(

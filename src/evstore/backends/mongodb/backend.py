@@ -797,6 +797,26 @@ class MongoBackend(
             docs = self._checkpoints.find({}).sort("_id", 1).to_list()
         return {str(doc["_id"]): int(doc["position"]) for doc in docs}
 
+    def compare_and_set_checkpoint(
+        self, name: str, expected: int | None, position: int
+    ) -> bool:
+        with self._errors():
+            if expected is None:
+                try:
+                    self._checkpoints.insert_one({"_id": name, "position": position})
+                except DuplicateKeyError:
+                    return False
+                return True
+            done = self._checkpoints.update_one(
+                {"_id": name, "position": expected}, {"$set": {"position": position}}
+            )
+            return done.matched_count == 1
+
+    def delete_checkpoint(self, name: str) -> bool:
+        with self._errors():
+            done = self._checkpoints.delete_one({"_id": name})
+        return done.deleted_count == 1
+
     def run_with_checkpoint(
         self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
     ) -> bool:

@@ -52,6 +52,22 @@ EXPECTED_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 BATCH_ID = "Nats-Batch-Id"
 BATCH_SEQ = "Nats-Batch-Sequence"
 BATCH_COMMIT = "Nats-Batch-Commit"
+BATCH_SIZE = "Evs-N"  # on every message of an atomic batch: how many messages it has
+
+
+def batch_span(headers: dict[str, str], sequence: int) -> tuple[int, int] | None:
+    """The (first, last) sequence of the atomic batch a message belongs to, if it says.
+
+    The server stores a batch's messages one after another; a reader that sees some of
+    them before the last one is stored must not hand them out yet (all or nothing).
+    """
+    size = headers.get(BATCH_SIZE)
+    index = headers.get(BATCH_SEQ)
+    if size is None or index is None or not size.isdigit() or not index.isdigit():
+        return None
+    first = sequence - int(index) + 1
+    return first, first + int(size) - 1
+
 
 MAX_BATCH = 1000  # the server's limit of messages in one atomic batch (ADR-50)
 

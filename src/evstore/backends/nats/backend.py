@@ -155,6 +155,12 @@ class NatsBackend(
     def list_checkpoints(self) -> dict[str, int]:
         return self._call(self.backend.list_checkpoints())
 
+    def compare_and_set_checkpoint(self, name: str, expected: int | None, position: int) -> bool:
+        return self._call(self.backend.compare_and_set_checkpoint(name, expected, position))
+
+    def delete_checkpoint(self, name: str) -> bool:
+        return self._call(self.backend.delete_checkpoint(name))
+
     def park(self, letter: DeadLetter) -> None:
         self._call(self.backend.park(letter))
 

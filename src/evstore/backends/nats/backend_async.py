@@ -168,6 +168,7 @@ class _State:
     last: int  # the last version ever stored
     hidden: int  # versions <= hidden are soft-deleted
     tombstoned: bool
+    batch: tuple[int, int] | None = None  # the atomic batch of that message, if any
 
     @property
     def visible(self) -> bool:
@@ -534,6 +535,7 @@ class AsyncNatsBackend(
             int(h[m.VERSION]),
             int(h.get(m.HIDDEN, "0")),
             h.get(m.KIND) == "tombstone",
+            m.batch_span(h, int(h["Nats-Sequence"])),
         )
         if state.tombstoned:
             raise StreamDeleted(stream_id)
@@ -667,7 +669,7 @@ class AsyncNatsBackend(
         batch = uuid.uuid4().hex
         last = len(messages)
         for i, (subject, body, own) in enumerate(messages, start=1):
-            headers = {**own, m.BATCH_ID: batch, m.BATCH_SEQ: str(i)}
+            headers = {**own, m.BATCH_ID: batch, m.BATCH_SEQ: str(i), m.BATCH_SIZE: str(last)}
             if i == 1:
                 reply = await self._request(subject, body, headers)
                 if reply.data:  # an error; the empty reply means "batch started"
@@ -893,12 +895,21 @@ class AsyncNatsBackend(
             high = state.last if to_version is None else min(to_version, state.last)
             if state.sequence == 0 or low > high:
                 return []
-            if limit is not None:  # versions are dense: read just the ones wanted
+            cut = None
+            if state.batch is not None and state.batch[1] > state.sequence:
+                # The stream's last events are in an atomic batch that the server is still
+                # storing (its last message is not there yet): they are not visible yet.
+                first, end = state.batch
+                if await self._head(p) < end:
+                    cut = first
+            if limit is not None and cut is None:  # versions are dense: read just those
                 if backwards:
                     low = max(low, high - limit + 1)
                 else:
                     high = min(high, low + limit - 1)
             records = await self._scan(p, token, stream_id, low, high, state.sequence)
+            if cut is not None:
+                records = [r for r in records if r.position < cut]
             if backwards:
                 records.reverse()
             return records if limit is None else records[:limit]
@@ -920,16 +931,27 @@ class AsyncNatsBackend(
         async def read() -> LogPage:
             head = await self._head(p)  # from the leader: everything up to it is stored
             out: list[EventRecord] = []
+            cut = head + 1  # events from here on are in a batch not wholly stored yet
 
             def take(msg: Msg) -> bool:
                 """Keep ``msg`` if it passes; whether the page is full."""
+                nonlocal cut
                 parsed = self._parse(msg)
                 record = parsed.record
+                span = m.batch_span(msg.headers or {}, record.position)
+                if span is not None and span[1] > head:
+                    cut = min(cut, span[0])
                 if where.accepts(
                     record.type, record.stream_id, parsed.category, parsed.partition_hash
                 ):
                     out.append(record)
                 return len(out) == limit
+
+            def page(scanned_to: int) -> LogPage:
+                """The page, without the events of a batch the server is still storing."""
+                if cut > head:
+                    return LogPage(out, scanned_to)
+                return LogPage([r for r in out if r.position < cut], max(after, cut - 1))
 
             seq = after + 1
             while seq <= head:
@@ -940,9 +962,9 @@ class AsyncNatsBackend(
                 for msg in msgs:
                     position = int((msg.headers or {})["Nats-Sequence"])
                     if position > head:
-                        return LogPage(out, head)
+                        return page(head)
                     if take(msg):
-                        return LogPage(out, position)
+                        return page(position)
                     seq = position + 1
                 if len(msgs) == want:
                     continue
@@ -958,9 +980,9 @@ class AsyncNatsBackend(
                 if position > head:
                     break
                 if take(confirmed):
-                    return LogPage(out, position)
+                    return page(position)
                 seq = position + 1
-            return LogPage(out, head)
+            return page(head)
 
         async with self._errors():
             return await self._retrying(read)
@@ -1129,6 +1151,45 @@ class AsyncNatsBackend(
         subject = f"$KV.{self.names.checkpoints}.{m.encode_token(name)}"
         async with self._errors():
             await self._retrying(lambda: self._publish(subject, str(position).encode(), {}))
+
+    async def compare_and_set_checkpoint(
+        self, name: str, expected: int | None, position: int
+    ) -> bool:
+        """The key's last message is compared, then replaced under the server's check
+        that it is still the last (``Nats-Expected-Last-Subject-Sequence``)."""
+        bucket = self.names.checkpoints
+        subject = f"$KV.{bucket}.{m.encode_token(name)}"
+
+        async def attempt() -> bool:
+            msg = await self._last(f"KV_{bucket}", subject)
+            headers = {} if msg is None else (msg.headers or {})
+            gone = msg is None or headers.get("KV-Operation") in ("DEL", "PURGE")
+            if (None if gone else int(msg.data)) != expected:  # type: ignore[union-attr]
+                return False
+            sequence = "0" if msg is None else headers["Nats-Sequence"]
+            try:
+                await self._publish(subject, str(position).encode(), {m.EXPECTED_SEQ: sequence})
+            except _ServerError as e:
+                if e.err_code in WRONG_LAST_SEQUENCE:
+                    raise _Retry("the checkpoint moved meanwhile") from e  # compare again
+                raise
+            return True
+
+        async with self._errors():
+            return await self._retrying(attempt)
+
+    async def delete_checkpoint(self, name: str) -> bool:
+        bucket = self.names.checkpoints
+        key = m.encode_token(name)
+
+        async def delete() -> bool:
+            if await self._kv_get(bucket, key) is None:
+                return False
+            await self._api(f"STREAM.PURGE.KV_{bucket}", {"filter": f"$KV.{bucket}.{key}"})
+            return True
+
+        async with self._errors():
+            return await self._retrying(delete)
 
     async def list_checkpoints(self) -> dict[str, int]:
         bucket = self.names.checkpoints

@@ -980,6 +980,34 @@ SELECT tombstoned FROM t""",
         )
         return {str(name): int(position) for name, position in rows}
 
+    async def compare_and_set_checkpoint(
+        self, name: str, expected: int | None, position: int
+    ) -> bool:
+        # One statement each: the row lock (UPDATE) or the primary key (INSERT) decides
+        # between racing writers. Not retried on a lost connection: it may have committed.
+        s = self._schema
+        if expected is None:
+            rows = await self._query(
+                f"INSERT INTO {s}.checkpoints (name, position) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO NOTHING RETURNING 1",
+                (name, position),
+                retry=False,
+            )
+        else:
+            rows = await self._query(
+                f"UPDATE {s}.checkpoints SET position = %s WHERE name = %s AND position = %s "
+                "RETURNING 1",
+                (position, name, expected),
+                retry=False,
+            )
+        return bool(rows)
+
+    async def delete_checkpoint(self, name: str) -> bool:
+        rows = await self._query(
+            f"DELETE FROM {self._schema}.checkpoints WHERE name = %s RETURNING 1", (name,)
+        )
+        return bool(rows)
+
     async def run_with_checkpoint(
         self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
     ) -> bool:
