@@ -366,21 +366,23 @@ def test_append_many_expectation_of_a_later_stream_is_checked_by_the_server() ->
         assert [e.version for e in store.get_events("first-1")] == [1]
 
 
-def test_append_many_across_log_partitions_is_refused_before_sending() -> None:
-    """With P > 1 (not offered by the URL yet) an atomic batch stays in one JetStream
-    stream, so streams of different partitions are InvalidInput, checked before any I/O."""
-    from evstore.backends.nats.backend_async import AsyncNatsBackend
-    from evstore.spi import PendingEvent, Placement
-    from evstore.spi._model import PendingAppend
-
-    backend = AsyncNatsBackend(["nats://127.0.0.1:1"], "never-connected", partitions=2)
-    event = PendingEvent(
-        str(uuid.uuid4()), "T", b"{}", b"{}", 1, evstore.NewEvent("T", {}).occurred_at
-    )
-    parts = [
-        PendingAppend("a-1", [event], evstore.ANY, Placement("a", "a-1", 0, 0)),
-        PendingAppend("b-1", [event._replace(event_id=str(uuid.uuid4()))], evstore.ANY,
-                      Placement("b", "b-1", 1, 1)),
-    ]  # fmt: skip
-    with pytest.raises(InvalidInput, match="different log partitions"):
-        asyncio.run(backend.append_many(parts))
+def test_append_many_across_log_partitions_is_refused_and_writes_nothing() -> None:
+    """An atomic batch stays in one JetStream stream: streams of different log partitions
+    in one append_many are InvalidInput, checked before anything is sent."""
+    with evstore.connect(_url(), partitions=4) as store:
+        a = "a-1"
+        b = next(
+            s
+            for s in (f"b-{i}" for i in range(50))
+            if store.partition_of(s) != store.partition_of(a)
+        )
+        with pytest.raises(InvalidInput, match="different log partitions"):
+            store.append_many([(a, [NewEvent("T", {})]), (b, [NewEvent("T", {})])])
+        assert [store.stream_version(a), store.stream_version(b)] == [0, 0]
+        c = next(
+            s
+            for s in (f"c-{i}" for i in range(50))
+            if store.partition_of(s) == store.partition_of(a)
+        )
+        results = store.append_many([(a, [NewEvent("T", {})]), (c, [NewEvent("T", {})])])
+        assert [r.partition for r in results] == [store.partition_of(a)] * 2

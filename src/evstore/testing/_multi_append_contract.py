@@ -16,6 +16,13 @@ from evstore.testing._faces import Face
 ROUNDS = 8
 
 
+def _streams(store: evstore.EventStore, n: int) -> list[str]:
+    """``n`` new streams of one log partition: the case every backend commits atomically
+    (NATS keeps an atomic batch within one partition; see the test across partitions)."""
+    first = unique()
+    return [first] + [neighbour(store, first) for _ in range(n - 1)]
+
+
 def _state(store: evstore.EventStore, streams: list[str]) -> tuple[list[int], int]:
     return [store.stream_version(s) for s in streams], sum(store.head().positions)
 
@@ -42,14 +49,14 @@ class MultiAppendContract(ContractBase):
         assert results[1].partition == store.partition_of(b)
 
     def test_append_many_takes_plain_tuples(self, store: evstore.EventStore) -> None:
-        a, b = unique(), unique()
+        a, b = _streams(store, 2)
         results = store.append_many([(a, [new()]), (b, [new(), new()], 0)])
         assert [r.version for r in results] == [1, 2]
 
     def test_append_many_conflict_writes_nothing_and_names_the_stream(
         self, store: evstore.EventStore
     ) -> None:
-        a, b, c = unique(), unique(), unique()
+        a, b, c = _streams(store, 3)
         store.append(b, [new()])
         before = _state(store, [a, b, c])
         with pytest.raises(evstore.ConcurrencyError) as caught:
@@ -66,7 +73,7 @@ class MultiAppendContract(ContractBase):
     def test_append_many_repeated_returns_the_original_results(
         self, store: evstore.EventStore
     ) -> None:
-        a, b = unique(), unique()
+        a, b = _streams(store, 2)
         requests = [AppendRequest(a, [new(), new()], NO_STREAM), AppendRequest(b, [new()], 0)]
         first = store.append_many(requests)
         before = _state(store, [a, b])
@@ -76,20 +83,20 @@ class MultiAppendContract(ContractBase):
     def test_append_many_mixing_stored_and_new_events_is_a_duplicate(
         self, store: evstore.EventStore
     ) -> None:
-        a, b = unique(), unique()
+        a, b, c = _streams(store, 3)
         stored = new()
         store.append(a, [stored])
         before = _state(store, [a, b])
         with pytest.raises(evstore.DuplicateEventId):
             store.append_many([AppendRequest(a, [stored], 0), AppendRequest(b, [new()])])
         with pytest.raises(evstore.DuplicateEventId):
-            store.append_many([AppendRequest(b, [new()]), AppendRequest(unique(), [stored])])
+            store.append_many([AppendRequest(b, [new()]), AppendRequest(c, [stored])])
         assert _state(store, [a, b]) == before
 
     def test_append_many_with_a_tombstoned_stream_writes_nothing(
         self, store: evstore.EventStore
     ) -> None:
-        a, b = unique(), unique()
+        a, b = _streams(store, 2)
         store.append(a, [new()])
         store.delete_stream(a, hard=True)
         before = _state(store, [b])
@@ -114,7 +121,7 @@ class MultiAppendContract(ContractBase):
     def test_append_many_refuses_bad_input_before_writing(
         self, store: evstore.EventStore, bad: str
     ) -> None:
-        a, b = unique(), unique()
+        a, b = _streams(store, 2)
         event = new()
         good = AppendRequest(a, [new()])
         cases: dict[str, object] = {

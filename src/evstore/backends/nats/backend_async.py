@@ -762,9 +762,8 @@ class AsyncNatsBackend(
             results = []
             for a, state in zip(appends, states, strict=True):
                 n = len(a.events)
-                results.append(
-                    AppendResult(state.last + n, tuple(range(sequence + 1, sequence + n + 1)))
-                )
+                positions = tuple(range(sequence + 1, sequence + n + 1))
+                results.append(AppendResult(state.last + n, positions, p))
                 sequence += n
             return results
 
