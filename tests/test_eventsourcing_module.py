@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, ClassVar
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -283,3 +285,32 @@ def test_the_latest_snapshot_at_or_below_a_version_wins_in_any_insert_order(
             assert [s.state for s in found] == [b"v5", b"v7"]
         finally:
             datastore.close()
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_saving_several_aggregates_is_all_or_nothing(backend: str, tmp_path: Path) -> None:
+    module = importlib.import_module(f"tests.backends.{backend}")
+    with module.factory(tmp_path) as store_factory:
+        env = {"PERSISTENCE_MODULE": TOPIC, "EVSTORE_URL": store_factory.url}
+        app = Application[UUID](env=env)
+        try:
+            b = Aggregate()
+            app.save(b)
+            stale: Aggregate = app.repository.get(b.id)
+            b.trigger_event(Aggregate.Event)
+            app.save(b)
+            head = app.recorder.max_notification_id()
+            stale.trigger_event(Aggregate.Event)  # version 2 again: a conflict
+            a = Aggregate()
+            with pytest.raises(IntegrityError):
+                app.save(a, stale)
+            with pytest.raises(AggregateNotFoundError):
+                app.repository.get(a.id)  # a was not stored either
+            assert app.recorder.max_notification_id() == head
+            c = Aggregate()
+            b.trigger_event(Aggregate.Event)
+            recordings = app.save(c, b)  # both, in one append
+            assert [r.notification.originator_id for r in recordings] == [c.id, b.id]
+            assert app.repository.get(b.id).version == 3
+        finally:
+            app.close()

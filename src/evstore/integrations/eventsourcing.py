@@ -51,7 +51,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
-from evstore._types import NewEvent, RecordedEvent
+from evstore._types import AppendRequest, NewEvent, RecordedEvent
 from evstore.errors import (
     BackendUnavailable,
     ConcurrencyError,
@@ -59,7 +59,6 @@ from evstore.errors import (
     EvstoreError,
     InvalidInput,
 )
-from evstore.spi.backend import TransactionalCheckpoints
 from evstore.store.connect import connect
 from evstore.store.facade import EventStore
 
@@ -230,52 +229,65 @@ class EvstoreAggregateRecorder(AggregateRecorder):
         return None
 
     def _insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
-        """Store the events; their positions, in the order given."""
+        """Store the events, all or none (one append of every sequence); their positions,
+        in the order given."""
         if not stored_events:
             return []
         by_stream: dict[str, list[int]] = {}
         for i, stored in enumerate(stored_events):
             by_stream.setdefault(_stream_id(stored.originator_id), []).append(i)
-        positions = [0] * len(stored_events)
+        requests: list[tuple[str, list[NewEvent], int]] = []
+        firsts: dict[str, int] = {}
+        guessed: set[str] = set()
         for stream_id, indexes in by_stream.items():
             events = [stored_events[i] for i in indexes]
-            result = self._append(stream_id, events)
-            for i, position in zip(indexes, result, strict=True):
+            first = firsts[stream_id] = events[0].originator_version
+            for offset, stored in enumerate(events):
+                if stored.originator_version != first + offset:
+                    msg = f"originator versions of {stream_id!r} are not consecutive"
+                    raise IntegrityError(msg)
+            new = [
+                NewEvent(s.topic, _state_data(s.state), {_VERSION: s.originator_version})
+                for s in events
+            ]
+            # An unknown stream is taken to be new; if it is not, its first event says
+            # where its numbering starts, and the append is tried again.
+            base = self.datastore.bases.get(stream_id)
+            if base is None:
+                guessed.add(stream_id)
+            requests.append((stream_id, new, self._expected(stream_id, first, base)))
+        while True:
+            try:
+                if len(requests) == 1:
+                    results = [self.store.append(*requests[0])]
+                else:
+                    results = self.store.append_many([AppendRequest(*r) for r in requests])
+                break
+            except ConcurrencyError as e:
+                if e.stream_id not in guessed or e.actual == 0:
+                    raise IntegrityError(str(e)) from e
+                guessed.discard(e.stream_id)
+                k = next(i for i, r in enumerate(requests) if r[0] == e.stream_id)
+                expected = self._expected(e.stream_id, firsts[e.stream_id], self._base(e.stream_id))
+                requests[k] = (e.stream_id, requests[k][1], expected)
+            except EvstoreError as e:
+                raise _translated(e) from e
+        positions = [0] * len(stored_events)
+        for (stream_id, _, expected), result in zip(requests, results, strict=True):
+            if expected == 0:
+                self._remember(stream_id, firsts[stream_id])
+            for i, position in zip(by_stream[stream_id], result.positions, strict=True):
                 positions[i] = position
         return positions
 
-    def _append(self, stream_id: str, events: list[StoredEvent]) -> tuple[int, ...]:
-        first = events[0].originator_version
-        for offset, stored in enumerate(events):
-            if stored.originator_version != first + offset:
-                msg = f"originator versions of {stream_id!r} are not consecutive"
-                raise IntegrityError(msg)
-        new = [
-            NewEvent(stored.topic, _state_data(stored.state), {_VERSION: stored.originator_version})
-            for stored in events
-        ]
-        bases = self.datastore.bases
-        base = bases.get(stream_id)
-        # An unknown stream is taken to be new; if it is not, its first event says
-        # where the numbering starts, and the append is tried once more.
-        for attempt in (0, 1):
-            expected = 0 if base is None else first - base
-            if expected < 0:
-                msg = f"{stream_id!r} already has version {first}"
-                raise IntegrityError(msg)
-            try:
-                result = self.store.append(stream_id, new, expected_version=expected)
-            except ConcurrencyError as e:
-                if attempt == 0 and base is None and e.actual > 0:
-                    base = self._base(stream_id)
-                    continue
-                raise IntegrityError(str(e)) from e
-            except EvstoreError as e:
-                raise _translated(e) from e
-            if base is None:
-                self._remember(stream_id, first)
-            return result.positions
-        raise AssertionError("unreachable")  # pragma: no cover
+    @staticmethod
+    def _expected(stream_id: str, first: int, base: int | None) -> int:
+        """The stream version before ``first`` (0: a new stream)."""
+        expected = 0 if base is None else first - base
+        if expected < 0:
+            msg = f"{stream_id!r} already has version {first}"
+            raise IntegrityError(msg)
+        return expected
 
     def _remember(self, stream_id: str, base: int) -> None:
         bases = self.datastore.bases
@@ -436,19 +448,13 @@ class EvstoreTrackingRecorder(TrackingRecorder):
         self._track(tracking, self.max_tracking_id(tracking.application_name))
 
     def _track(self, tracking: Tracking, current: int | None) -> None:
-        backend = self.store.backend
         name = self._checkpoint(tracking.application_name)
         while True:
             if current is not None and tracking.notification_id <= current:
                 msg = f"{tracking} is not after {current}, already recorded"
                 raise IntegrityError(msg)
             try:
-                if not isinstance(backend, TransactionalCheckpoints):
-                    backend.set_checkpoint(name, tracking.notification_id)
-                    return
-                if backend.run_with_checkpoint(
-                    name, current, tracking.notification_id, lambda tx: None
-                ):
+                if self.store.compare_and_set_checkpoint(name, current, tracking.notification_id):
                     return
             except EvstoreError as e:
                 raise _translated(e) from e
@@ -457,7 +463,7 @@ class EvstoreTrackingRecorder(TrackingRecorder):
     def max_tracking_id(self, application_name: str) -> int | None:
         """The notification id recorded for ``application_name``, if any."""
         try:
-            return self.store.backend.get_checkpoint(self._checkpoint(application_name))
+            return self.store.get_checkpoint(self._checkpoint(application_name))
         except EvstoreError as e:
             raise _translated(e) from e
 
