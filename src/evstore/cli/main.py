@@ -6,6 +6,7 @@
     evstore streams              list streams
     evstore stats                counts
     evstore migrate              create or upgrade the schema explicitly
+    evstore ui                   a read-only web viewer (the ui extra)
     evstore export|import|copy|verify|subscriptions|rebuild   operators (evstore.cli.ops)
     evstore retention|scavenge   retention metadata, removing expired events (evstore.cli.ops)
 
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "evstore.cli.tail": ("tail",),
     "evstore.cli.streams": ("streams", "stats"),
     "evstore.cli.migrate": ("migrate",),
+    "evstore.cli.ui": ("ui",),
     "evstore.cli.ops": (
         "export_command",
         "import_command",
