@@ -163,16 +163,6 @@ def test_one_partition_keeps_int_positions(url: str) -> None:
             store.read_all(partition=1)
 
 
-def test_export_refuses_a_partitioned_store_for_now(tmp_path: Path) -> None:
-    # Not built yet: the operators' tools read one global log (docs/scaling.md says so).
-    from evstore.ops.transfer import export_store
-
-    with evstore.connect(f"sqlite:///{tmp_path / 'x.db'}", partitions=4) as store:
-        store.append("a-1", _events(1))
-        with pytest.raises(evstore.InvalidInput, match="one partition at a time"):
-            export_store(store, tmp_path / "out.jsonl")
-
-
 @pytest.mark.parametrize("backend", ["memory_p16", "sqlite_p16", "mongodb_p16"])
 def test_append_many_spans_log_partitions_in_one_transaction(backend: str, tmp_path: Path) -> None:
     """memory, SQLite and MongoDB commit a multi-stream append across log partitions (one

@@ -181,6 +181,23 @@ def test_another_store_object_honours_metadata_at_once(store_factory: StoreFacto
         assert two.retention("x-1").max_count == 2
 
 
+def test_retention_refresh_lets_a_store_reuse_what_it_read(store_factory: StoreFactory) -> None:
+    with store_factory.connect() as one, store_factory.connect(retention_refresh=3600) as lazy:
+        for i in range(5):
+            one.append("x-1", [NewEvent("E", {"i": i})])
+        assert len(lazy.get_events("x-1")) == 5  # read the (empty) metadata: kept an hour
+        one.set_retention("x-1", max_count=2)
+        one.set_retention("y-1", protected=True)
+        assert len(lazy.get_events("x-1")) == 5  # another store's change: not yet
+        with pytest.raises(InvalidInput):
+            lazy.delete_stream("y-1")  # protection is always read at once
+        lazy.set_retention("x-1", max_count=3)  # its own change counts at once
+        assert [e.version for e in lazy.get_events("x-1")] == [3, 4, 5]
+        assert [e.version for e in one.get_events("x-1")] == [3, 4, 5]
+    with pytest.raises(InvalidInput):
+        evstore.connect("memory://", retention_refresh=-1)
+
+
 def test_aggregate_loads_and_snapshots_after_truncation(store_factory: StoreFactory) -> None:
     with store_factory.connect() as store:
         users = evstore.Repository(store, User, registry=registry, snapshot_every=4)

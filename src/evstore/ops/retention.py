@@ -101,7 +101,7 @@ def scavenge(
         )
     report = ScavengeReport(dry_run=dry_run)
     view = store._retention
-    rules = view.refresh()
+    rules = view.refresh(force=True)
     after: str | None = None
     while True:
         page = store.list_streams(after=after, limit=PAGE)
@@ -122,7 +122,7 @@ def scavenge(
                 if dry_run:
                     removed = before - 1
                 else:
-                    rules = view.refresh()  # a limit changed meanwhile is honoured
+                    rules = view.refresh(force=True)  # a limit changed meanwhile counts
                     now = rules.effective(summary.stream_id)
                     if now != policy:
                         if not now.limited:

@@ -99,7 +99,7 @@ async def scavenge(
         )
     report = ScavengeReport(dry_run=dry_run)
     view = store._retention
-    rules = await view.refresh()
+    rules = await view.refresh(force=True)
     after: str | None = None
     while True:
         page = await store.list_streams(after=after, limit=PAGE)
@@ -120,7 +120,7 @@ async def scavenge(
                 if dry_run:
                     removed = before - 1
                 else:
-                    rules = await view.refresh()  # a limit changed meanwhile is honoured
+                    rules = await view.refresh(force=True)  # a limit changed meanwhile counts
                     now = rules.effective(summary.stream_id)
                     if now != policy:
                         if not now.limited:

@@ -16,6 +16,11 @@ of the first source event after ``P``, so a subscription resumes at the same eve
 Both import and copy are resumable: progress is a checkpoint named ``$evstore.import.<id>``
 or ``$evstore.copy`` in the destination, and appends are idempotent by event id, so running
 the same command again after an interruption continues where it stopped.
+
+A store of ``P > 1`` log partitions is carried partition by partition into a store of the
+same ``P`` (each partition in its order; a stream's events go to the same partition on both
+sides): progress is a checkpoint per partition (``...#j``), and a subscription's checkpoints
+``name#j`` - its cursor - are translated component by component.
 """
 
 from __future__ import annotations
@@ -39,7 +44,15 @@ from evstore.errors import (
     StreamNotFound,
 )
 from evstore.ops import _format
-from evstore.spi._model import ALL, EventRecord, LogFilter, PendingEvent, StreamSummary
+from evstore.ops.log import (
+    heads,
+    page,
+    partition_of_checkpoint,
+    partitions,
+    progress_names,
+    records,
+)
+from evstore.spi._model import EventRecord, LogFilter, PendingEvent, StreamSummary
 from evstore.spi.backend import Backend, TruncatableLog
 from evstore.store.facade import EventStore
 
@@ -69,7 +82,7 @@ class TransferReport:
     resumed: bool = False
     """This run continued an interrupted (or finished) run of the same import or copy."""
     resumed_from: int = 0
-    """The source position it continued from."""
+    """The source position it continued from (with ``P > 1``: the sum over partitions)."""
     rounds: int = 0
     """Copy: the passes over the source log (the first, catch-ups, the final sync)."""
     source_head: int = 0
@@ -106,19 +119,6 @@ def _streams(backend: Backend) -> Iterator[StreamSummary]:
         after = page[-1].stream_id
 
 
-def _log(backend: Backend, after: int, until: int) -> Iterator[EventRecord]:
-    """Events with ``after < position <= until`` in position order, page by page."""
-    while after < until:
-        page = backend.read_all(after, PAGE, ALL)
-        for record in page.events:
-            if record.position > until:
-                return
-            yield record
-        if not page.events or page.scanned_to <= after:
-            return
-        after = page.scanned_to
-
-
 def _hidden_through(backend: Backend, summary: StreamSummary) -> int:
     """The last version a soft delete hid (0: none): such events are in the log, unread."""
     if summary.state == "deleted":
@@ -141,8 +141,11 @@ def _same_id(a: str, b: str) -> bool:
     return a == b or a.replace("-", "").lower() == b.replace("-", "").lower()
 
 
-def _find(backend: Backend, stream_id: str, version: int, event_id: str) -> int | None:
-    """The destination position of an event, by stream and version, checked by event id."""
+def _find(
+    backend: Backend, stream_id: str, version: int, event_id: str, partition: int = 0
+) -> int | None:
+    """The destination position of an event, by stream and version, checked by event id
+    (``partition``: the stream's log partition)."""
     try:
         found = backend.read_stream(stream_id, version, version, 1, False)
     except StreamDeleted:
@@ -153,13 +156,13 @@ def _find(backend: Backend, stream_id: str, version: int, event_id: str) -> int 
     after = 0
     where = LogFilter(stream_prefix=stream_id)
     while True:
-        page = backend.read_all(after, PAGE, where)
-        for r in page.events:
+        found_page = page(backend, partition, after, PAGE, where)
+        for r in found_page.events:
             if r.stream_id == stream_id and _same_id(r.event_id, event_id):
                 return r.position
-        if len(page.events) < PAGE or page.scanned_to <= after:
+        if len(found_page.events) < PAGE or found_page.scanned_to <= after:
             return None
-        after = page.scanned_to
+        after = found_page.scanned_to
 
 
 # -- writing a destination -----------------------------------------------------------------
@@ -179,7 +182,8 @@ class _Appender:
         self._store = store
         self._backend = store.backend
         self._report = report
-        self._progress_name = progress_name
+        count = partitions(store.backend)
+        self._progress_names = progress_names(progress_name, count)
         self._progress = progress
         self._total = total
         self._batch: list[EventRecord] = []
@@ -187,10 +191,11 @@ class _Appender:
         self.done = 0
         self.hidden: dict[str, int] = {}
         self.tombstoned: set[str] = set()
-        self.last_source = 0
-        self.last_destination = 0
+        # Per log partition (one entry when P == 1):
+        self.last_source = [0] * count
+        self.last_destination = [0] * count
         # Import: checkpoints waiting for the first event after them, ascending.
-        self.pending: list[tuple[int, str]] = []
+        self.pending: list[list[tuple[int, str]]] = [[] for _ in range(count)]
 
     def add(self, record: EventRecord) -> None:
         batch = self._batch
@@ -225,14 +230,15 @@ class _Appender:
                 f"{first.position}..{last.position}) not written: {type(e).__name__}: {e}"
             )
         else:
+            waiting = self.pending[first.partition]
             for record, position in zip(batch, result.positions, strict=True):
-                while self.pending and self.pending[0][0] < record.position:
-                    _, name = self.pending.pop(0)
+                while waiting and waiting[0][0] < record.position:
+                    _, name = waiting.pop(0)
                     self._set_checkpoint(name, position - 1)
-            self.last_destination = result.positions[-1]
+            self.last_destination[result.partition] = result.positions[-1]
             if self.hidden.get(sid) == last.version:
                 self._soft_delete(sid, last.version)
-        self.last_source = last.position
+        self.last_source[first.partition] = last.position
         self.done += len(batch)
         self._report.events += len(batch)
         self._unsaved += len(batch)
@@ -262,8 +268,9 @@ class _Appender:
 
     def save(self) -> None:
         """Store how far the source has been carried (a resumed run starts there)."""
-        if self.last_source:
-            self._backend.set_checkpoint(self._progress_name, self.last_source)
+        for name, last in zip(self._progress_names, self.last_source, strict=True):
+            if last:
+                self._backend.set_checkpoint(name, last)
         self._unsaved = 0
 
     def _set_checkpoint(self, name: str, position: int) -> None:
@@ -273,10 +280,11 @@ class _Appender:
 
     def finish_pending(self) -> None:
         """Checkpoints at or past the last event: they point at the destination's end."""
-        head = self.last_destination or self._backend.head_position()
-        for _, name in self.pending:
-            self._set_checkpoint(name, head)
-        self.pending = []
+        ends = heads(self._backend)
+        for j, waiting in enumerate(self.pending):
+            for _, name in waiting:
+                self._set_checkpoint(name, self.last_destination[j] or ends[j])
+            waiting.clear()
 
     def _soft_delete(self, stream_id: str, version: int) -> None:
         try:
@@ -300,23 +308,35 @@ class _Appender:
             )
 
 
-def _start(backend: Backend, progress_name: str) -> int | None:
-    """Where a run starts: after an interrupted run's progress, or at 0 in an empty store.
+def _start(backend: Backend, progress_name: str) -> list[int] | None:
+    """Where a run starts, per partition: after an interrupted run's progress, or at 0 in
+    an empty store.
 
     A fresh run needs an empty destination (positions and checkpoints translate one to
     one), and marks its start before it writes anything, so that an interruption at any
     point leaves progress to resume from.
     """
-    stored = backend.get_checkpoint(progress_name)
-    if stored is not None:
-        return stored  # resumed
+    names = progress_names(progress_name, partitions(backend))
+    stored = [backend.get_checkpoint(name) for name in names]
+    if any(position is not None for position in stored):
+        return [position or 0 for position in stored]  # resumed
     if backend.head_position() > 0:
         raise InvalidInput(
             "the destination is not empty (and holds no progress of an interrupted run of "
             "this import or copy); use a new, empty store"
         )
-    backend.set_checkpoint(progress_name, 0)
+    for name in names:
+        backend.set_checkpoint(name, 0)
     return None  # a fresh run
+
+
+def _same_partitions(source: int, destination: int, what: str) -> None:
+    if source != destination:
+        raise InvalidInput(
+            f"{what} has {source} log partition(s), the destination {destination}: positions "
+            "and checkpoints are carried partition by partition, so both need the same "
+            "partitions= (to change it, see docs/scaling.md)"
+        )
 
 
 # -- export --------------------------------------------------------------------------------
@@ -339,7 +359,9 @@ def export_store(
     """
     kind = _format.compression_for(path, compression)
     backend = store.backend
-    head = backend.head_position()
+    count = partitions(backend)
+    ends = heads(backend)
+    head = sum(ends)
     stats = backend.stats()
     checkpoints = _checkpoints(backend)
     report = TransferReport(source_head=head)
@@ -356,6 +378,8 @@ def export_store(
                     "exported_at": datetime.now(UTC).isoformat(),
                     "head_position": head,
                     "events": stats.get("events"),
+                    "partitions": count,
+                    "heads": ends,
                 }
             )
         )
@@ -366,11 +390,12 @@ def export_store(
             hidden = _hidden_through(backend, summary)
             out.write(_format.dumps(_format.stream_line(summary, hidden)))
             report.streams += 1
-        for record in _log(backend, 0, head):
-            out.write(_format.dumps(_format.event_line(record)))
-            done += 1
-            if progress is not None and done % PAGE == 0:
-                progress(done, stats.get("events"))
+        for j in range(count):
+            for record in records(backend, j, 0, ends[j], PAGE):
+                out.write(_format.dumps(_format.event_line(record, count > 1)))
+                done += 1
+                if progress is not None and done % PAGE == 0:
+                    progress(done, stats.get("events"))
         report.events = done
         for summary in _streams(backend):
             if summary.state == "tombstoned":
@@ -423,10 +448,12 @@ def import_store(
     backend = store.backend
     with _format.open_read(path) as lines:
         header = _header(next(iter(lines), b""), path)
+        count = partitions(backend)
+        _same_partitions(int(header.get("partitions") or 1), count, f"the export {path}")
         progress_name = f"{_format.INTERNAL_PREFIX}import.{header.get('id', 'unknown')}"
         started = _start(backend, progress_name)
-        resume = started or 0
-        report = TransferReport(resumed=started is not None, resumed_from=resume)
+        resume = started or [0] * count
+        report = TransferReport(resumed=started is not None, resumed_from=sum(resume))
         report.source_head = int(header.get("head_position") or 0)
         appender = _Appender(store, report, progress_name, progress, header.get("events"))
         section = 0
@@ -448,23 +475,30 @@ def import_store(
             section = order
             if kind == "event":
                 record = _format.event_from(obj)
-                if record.position < resume:
+                if not 0 <= record.partition < count:
+                    raise InvalidInput(f"{path}, line {number}: no partition {record.partition}")
+                if record.position < resume[record.partition]:
                     skipped += 1
-                    while appender.pending and appender.pending[0][0] < record.position:
-                        appender.pending.pop(0)
+                    waiting = appender.pending[record.partition]
+                    while waiting and waiting[0][0] < record.position:
+                        waiting.pop(0)
                     continue
                 appender.add(record)
             elif kind == "checkpoint":
                 name, position = str(obj["name"]), int(obj["position"])
-                appender.pending.append((position, name))
-                appender.pending.sort()
+                j = partition_of_checkpoint(name, count)
+                if j is None:
+                    report.problems.append(_no_partition(name))
+                    continue
+                appender.pending[j].append((position, name))
+                appender.pending[j].sort()
                 report.checkpoints[name] = (position, 0)
             elif kind == "stream":
                 _import_stream(appender, obj, report)
             elif kind == "snapshot":
                 _save_snapshot(store, _format.snapshot_from(obj), report)
             elif kind == "dead_letter":
-                _carry_letter(backend, _format.letter_from(obj), report)
+                _carry_letter(store, _format.letter_from(obj), report)
             else:
                 ended = True
         if section <= 3:
@@ -512,8 +546,17 @@ def _save_snapshot(store: EventStore, snapshot: Any, report: TransferReport) -> 
     report.snapshots += 1
 
 
-def _carry_letter(backend: Backend, letter: Any, report: TransferReport) -> None:
-    position = _find(backend, letter.stream_id, letter.version, letter.event_id)
+def _no_partition(name: str) -> str:
+    return (
+        f"checkpoint {name}: not of one log partition (a subscription's are name#j in a "
+        "store of several); not carried"
+    )
+
+
+def _carry_letter(store: EventStore, letter: Any, report: TransferReport) -> None:
+    backend = store.backend
+    part = store._placement(letter.stream_id).log_partition
+    position = _find(backend, letter.stream_id, letter.version, letter.event_id, part)
     if position is None:
         report.problems.append(
             f"dead letter {letter.name}@{letter.position} ({letter.stream_id}@{letter.version})"
@@ -545,9 +588,11 @@ def copy_store(
     run the copy again, which resumes and carries the rest.
     """
     src, dst = source.backend, destination.backend
+    count = partitions(src)
+    _same_partitions(count, partitions(dst), "the source")
     started = _start(dst, COPY_PROGRESS)
-    resume = started or 0
-    report = TransferReport(resumed=started is not None, resumed_from=resume)
+    resume = started or [0] * count
+    report = TransferReport(resumed=started is not None, resumed_from=sum(resume))
     total = (src.stats()).get("events")
     appender = _Appender(destination, report, COPY_PROGRESS, progress, total)
     for summary in _streams(src):
@@ -559,19 +604,20 @@ def copy_store(
                 appender.hidden[summary.stream_id] = hidden
     # Resume inclusive: the last event carried is appended again (idempotently), which
     # also tells where the destination stands.
-    after = max(resume - 1, 0)
+    after = [max(r - 1, 0) for r in resume]
     while True:
-        head = src.head_position()
+        ends = heads(src)
         before = appender.done
-        for record in _log(src, after, head):
-            appender.add(record)
-        appender.flush()
+        for j in range(count):
+            for record in records(src, j, after[j], ends[j], PAGE):
+                appender.add(record)
+            appender.flush()
         appender.save()
-        after = max(after, head)
+        after = [max(a, e) for a, e in zip(after, ends, strict=True)]
         report.rounds += 1
         if appender.done - before < settle or report.rounds >= max_rounds:
             break
-    report.source_head = after
+    report.source_head = sum(after)
     _reconcile_streams(src, dst, appender, report)
     for summary in _streams(src):
         report.streams += 1
@@ -582,7 +628,11 @@ def copy_store(
             _save_snapshot(destination, snapshot, report)
     names = _checkpoints(src)
     for name, position in names.items():
-        translated = _translate(src, dst, position, after, report, name)
+        part = partition_of_checkpoint(name, count)
+        if part is None:
+            report.problems.append(_no_partition(name))
+            continue
+        translated = _translate(src, dst, part, position, after[part], report, name)
         if translated is not None:
             dst.set_checkpoint(name, translated)
             report.checkpoints[name] = (position, translated)
@@ -590,9 +640,9 @@ def copy_store(
         letter_after = 0
         while letters := src.dead_letters(name, letter_after, PAGE):
             for letter in letters:
-                _carry_letter(dst, letter, report)
+                _carry_letter(destination, letter, report)
             letter_after = letters[-1].position
-    report.source_moved = src.head_position() > after
+    report.source_moved = any(e > a for e, a in zip(heads(src), after, strict=True))
     return report
 
 
@@ -622,22 +672,24 @@ def _reconcile_streams(
 def _translate(
     src: Backend,
     dst: Backend,
+    partition: int,
     position: int,
     copied_to: int,
     report: TransferReport,
     name: str,
 ) -> int | None:
-    """The destination position that stands where ``position`` stands in the source."""
+    """The destination position that stands where ``position`` (of ``partition``) stands
+    in the source (a stream's events are in the same partition on both sides)."""
     if position > copied_to:
         report.problems.append(
             f"checkpoint {name} ({position}) is past what was copied ({copied_to}): stop the "
             "source's writers and subscribers and copy again"
         )
-    following = (src.read_all(position, 1, ALL)).events
+    following = (page(src, partition, position, 1)).events
     if not following or following[0].position > copied_to:
-        return dst.head_position()
+        return (heads(dst))[partition]
     event = following[0]
-    found = _find(dst, event.stream_id, event.version, event.event_id)
+    found = _find(dst, event.stream_id, event.version, event.event_id, partition)
     if found is None:
         report.problems.append(
             f"checkpoint {name}: the event after it ({event.stream_id}@{event.version}) is "

@@ -10,6 +10,9 @@ before), every event's id, data and metadata decodable, each stream's listed ver
 equal to its last event, no events left of a tombstoned stream, snapshots not ahead of
 their stream and decodable, checkpoints and dead letters within the log. Memory grows with
 the number of streams (one int each), not with the number of events.
+
+A store of ``P > 1`` log partitions is checked partition by partition: positions within
+each, a checkpoint ``name#j`` (a subscription's cursor component) within partition ``j``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from evstore import _codec
 from evstore.errors import InvalidInput, SerializationError, StreamDeleted
 from evstore.ops import _format
-from evstore.spi._model import ALL
+from evstore.ops.log import heads, page, partition_of_checkpoint, partitions
 from evstore.store.facade import EventStore
 
 PAGE = 1000
@@ -94,18 +97,61 @@ def verify_store(
     backend = store.backend
     report = VerifyReport()
     found = _Found(report, max_problems)
-    head = backend.head_position()
-    report.head_position = head
+    count = partitions(backend)
+    ends = heads(backend)
+    report.head_position = sum(ends)
     total = (backend.stats()).get("events")
     last_version: dict[str, int] = {}
+    for j, head in enumerate(ends):
+        _check_log(store, j, head, last_version, found, report, total, progress)
+    _check_streams(store, last_version, found, report, max_problems)
+
+    checkpoints = backend.list_checkpoints()
+    now_heads = heads(backend)
+    for name, position in checkpoints.items():
+        if name.startswith(_format.INTERNAL_PREFIX):
+            continue
+        report.checkpoints += 1
+        part = partition_of_checkpoint(name, count)
+        if part is None:
+            found("checkpoint", name, f"not of one of the {count} log partitions (name#j)")
+            continue
+        if position < 0 or position > now_heads[part]:
+            where = "the log" if count == 1 else f"partition {part}"
+            found(
+                "checkpoint", name, f"position {position} is outside {where} (0..{now_heads[part]})"
+            )
+        letter_after = 0
+        while letters := backend.dead_letters(name, letter_after, PAGE):
+            for letter in letters:
+                if letter.position > max(now_heads):
+                    found("dead_letter", f"{name}@{letter.position}", "past the log's head")
+            letter_after = letters[-1].position
+    return report
+
+
+def _check_log(
+    store: EventStore,
+    partition: int,
+    head: int,
+    last_version: dict[str, int],
+    found: _Found,
+    report: VerifyReport,
+    total: int | None,
+    progress: Callable[[int, int | None], None] | None,
+) -> None:
+    """One pass over a log partition (the log when ``P == 1``) up to ``head``."""
+    backend = store.backend
     after, previous = 0, 0
     while after < head:
-        page = backend.read_all(after, PAGE, ALL)
-        for r in page.events:
+        got = page(backend, partition, after, PAGE)
+        for r in got.events:
             if r.position > head:
                 break
             report.events += 1
             where = f"{r.stream_id}@{r.version} (position {r.position})"
+            if partitions(backend) > 1:
+                where = f"{r.stream_id}@{r.version} (partition {partition}, position {r.position})"
             if r.position <= previous:
                 found("position", where, f"not above the previous position {previous}")
             previous = max(previous, r.position)
@@ -126,10 +172,20 @@ def verify_store(
                     found("decode", where, f"{name}: {e}")
         if progress is not None:
             progress(report.events, total)
-        if not page.events or page.scanned_to <= after:
+        if not got.events or got.scanned_to <= after:
             break
-        after = page.scanned_to
+        after = got.scanned_to
 
+
+def _check_streams(
+    store: EventStore,
+    last_version: dict[str, int],
+    found: _Found,
+    report: VerifyReport,
+    max_problems: int,
+) -> None:
+    """The stream list against what the log pass saw."""
+    backend = store.backend
     stream_after: str | None = None
     while streams := backend.list_streams(stream_after, PAGE):
         for s in streams:
@@ -150,22 +206,6 @@ def verify_store(
         stream_after = streams[-1].stream_id
     for stream_id in sorted(last_version)[:max_problems]:
         found("stream", stream_id, "has events in the log but is not listed")
-
-    checkpoints = backend.list_checkpoints()
-    now_head = backend.head_position()
-    for name, position in checkpoints.items():
-        if name.startswith(_format.INTERNAL_PREFIX):
-            continue
-        report.checkpoints += 1
-        if position < 0 or position > now_head:
-            found("checkpoint", name, f"position {position} is outside the log (0..{now_head})")
-        letter_after = 0
-        while letters := backend.dead_letters(name, letter_after, PAGE):
-            for letter in letters:
-                if letter.position > now_head:
-                    found("dead_letter", f"{name}@{letter.position}", "past the log's head")
-            letter_after = letters[-1].position
-    return report
 
 
 def _check_snapshot(
@@ -208,17 +248,19 @@ class SubscriptionInfo:
 def subscriptions(store: EventStore) -> list[SubscriptionInfo]:
     """Every named checkpoint with its lag in events and its number of parked events."""
     backend = store.backend
+    count = partitions(backend)
     out = []
     for name, position in (backend.list_checkpoints()).items():
         if name.startswith(_format.INTERNAL_PREFIX):
             continue
         lag, after = 0, position
-        while lag < LAG_LIMIT:
-            page = backend.read_all(after, PAGE, ALL)
-            lag += len(page.events)
-            if len(page.events) < PAGE:
+        part = partition_of_checkpoint(name, count)
+        while lag < LAG_LIMIT and part is not None:
+            got = page(backend, part, after, PAGE)
+            lag += len(got.events)
+            if len(got.events) < PAGE:
                 break
-            after = page.scanned_to
+            after = got.scanned_to
         parked, letter_after = 0, 0
         while letters := backend.dead_letters(name, letter_after, PAGE):
             parked += len(letters)
@@ -235,7 +277,10 @@ def reset_checkpoint(store: EventStore, name: str, position: int = 0) -> int | N
     """
     if not isinstance(position, int) or isinstance(position, bool) or position < 0:
         raise InvalidInput(f"position must be a non-negative int, got {position!r}")
-    head = store.backend.head_position()
+    part = partition_of_checkpoint(name, partitions(store.backend))
+    if part is None:
+        raise InvalidInput(f"{name!r} is not a checkpoint of one log partition (name#j)")
+    head = (heads(store.backend))[part]
     if position > head:
         raise InvalidInput(f"position {position} is past the log's head ({head})")
     before = store.backend.get_checkpoint(name)

@@ -30,7 +30,14 @@ from evstore.store.settings import StoreSettings
 
 DEFAULT_URL = "sqlite:///evstore.db"
 
-STORE_OPTIONS = ("category_separator", "page_size", "poll_interval", "partitioning", "tenant")
+STORE_OPTIONS = (
+    "category_separator",
+    "page_size",
+    "poll_interval",
+    "partitioning",
+    "tenant",
+    "retention_refresh",
+)
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -123,9 +130,10 @@ def connect(
     (``backend=`` names the module instead). Store options:
     ``category_separator`` (default ``"-"``), ``page_size``, ``poll_interval``,
     ``partitioning`` (a strategy from :mod:`evstore.store.partitioning` giving each stream
-    its partition key) and ``tenant`` (a store that only reads and writes that tenant's
-    streams, ``{tenant}_...``; any other stream id raises ``InvalidInput``); the rest go to
-    the backend.
+    its partition key), ``tenant`` (a store that only reads and writes that tenant's
+    streams, ``{tenant}_...``; any other stream id raises ``InvalidInput``) and
+    ``retention_refresh`` (seconds a store may reuse the retention metadata it read; default
+    0: read before every read); the rest go to the backend.
     """
     url, module = backend_module(url, backend)
     store_options, backend_options = _split(dict(options))

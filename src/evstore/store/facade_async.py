@@ -153,7 +153,10 @@ class AsyncEventStore:
         # per log partition: (log read up to, tenant's newest position) - head_position
         self._tenant_scan = [(0, 0)] * self._partitions
         self._retention = AsyncRetentionView(
-            backend, f"{self._prefix}{RETENTION_STREAM}", self._separator
+            backend,
+            f"{self._prefix}{RETENTION_STREAM}",
+            self._separator,
+            settings.retention_refresh,
         )
         locate = getattr(backend, "locate_with", None)
         if locate is not None:  # it computes a stream's partition from the id, as we do

@@ -6,11 +6,14 @@ Written once for asyncio; ``retention.py`` is generated. :class:`RetentionView` 
 the ``$retention`` stream (see :mod:`evstore.store._retention_rules`) after the version it
 has, before every stream read and every page of the global log, so a policy set by any
 process is honoured by the next read; with no policy stored that is one read of an empty
-stream, and nothing else is done.
+stream, and nothing else is done. ``retention_refresh=`` (seconds) lets a store reuse what
+it read for that long instead; its own changes and the protection checked by deletes are
+always read at once.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -24,18 +27,26 @@ from evstore.store._retention_rules import EVENT_TYPE, RetentionPolicy, Retentio
 class RetentionView:
     """The retention metadata of one store, refreshed from its ``$retention`` stream."""
 
-    def __init__(self, backend: Backend, stream_id: str, separator: str) -> None:
+    def __init__(
+        self, backend: Backend, stream_id: str, separator: str, interval: float = 0.0
+    ) -> None:
         self.backend = backend
         self.stream_id = stream_id
         self.rules = RetentionRules(separator)
+        self._interval = interval
+        self._fresh_until = 0.0
 
-    def refresh(self) -> RetentionRules:
-        """The rules, with every metadata event stored so far applied."""
+    def refresh(self, force: bool = False) -> RetentionRules:
+        """The rules, with every metadata event stored so far applied (within the store's
+        ``retention_refresh`` seconds unless ``force``)."""
         rules = self.rules
+        if not force and self._interval and time.monotonic() < self._fresh_until:
+            return rules
         for record in self.backend.read_stream(
             self.stream_id, rules.version + 1, None, None, False
         ):
             rules.apply(record)
+        self._fresh_until = time.monotonic() + self._interval
         return rules
 
     def bounds(self, stream_id: str) -> tuple[int, datetime | None]:
@@ -82,7 +93,7 @@ class RetentionView:
     ) -> None:
         """Store ``policy`` for a stream or category (``InvalidInput`` if not allowed)."""
         while True:
-            rules = self.refresh()
+            rules = self.refresh(force=True)
             rules.check_change(kind, target, policy)
             event = PendingEvent(
                 str(uuid.uuid4()), EVENT_TYPE, encode(kind, target, policy), _codec.EMPTY, 1,
@@ -92,10 +103,11 @@ class RetentionView:
                 # Expecting the version just read: a change by another process in between
                 # is read and checked again (a protection cannot be raced past).
                 self.backend.append(self.stream_id, [event], rules.version, placement)
+                self.refresh(force=True)  # this store honours it at once
                 return
             except ConcurrencyError:
                 continue
 
     def protected(self, stream_id: str) -> bool:
         """Whether the stream is never deletable (itself or by its category)."""
-        return (self.refresh()).effective(stream_id).protected
+        return (self.refresh(force=True)).effective(stream_id).protected

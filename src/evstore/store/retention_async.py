@@ -4,11 +4,14 @@ Written once for asyncio; ``retention.py`` is generated. :class:`AsyncRetentionV
 the ``$retention`` stream (see :mod:`evstore.store._retention_rules`) after the version it
 has, before every stream read and every page of the global log, so a policy set by any
 process is honoured by the next read; with no policy stored that is one read of an empty
-stream, and nothing else is done.
+stream, and nothing else is done. ``retention_refresh=`` (seconds) lets a store reuse what
+it read for that long instead; its own changes and the protection checked by deletes are
+always read at once.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -22,18 +25,26 @@ from evstore.store._retention_rules import EVENT_TYPE, RetentionPolicy, Retentio
 class AsyncRetentionView:
     """The retention metadata of one store, refreshed from its ``$retention`` stream."""
 
-    def __init__(self, backend: AsyncBackend, stream_id: str, separator: str) -> None:
+    def __init__(
+        self, backend: AsyncBackend, stream_id: str, separator: str, interval: float = 0.0
+    ) -> None:
         self.backend = backend
         self.stream_id = stream_id
         self.rules = RetentionRules(separator)
+        self._interval = interval
+        self._fresh_until = 0.0
 
-    async def refresh(self) -> RetentionRules:
-        """The rules, with every metadata event stored so far applied."""
+    async def refresh(self, force: bool = False) -> RetentionRules:
+        """The rules, with every metadata event stored so far applied (within the store's
+        ``retention_refresh`` seconds unless ``force``)."""
         rules = self.rules
+        if not force and self._interval and time.monotonic() < self._fresh_until:
+            return rules
         for record in await self.backend.read_stream(
             self.stream_id, rules.version + 1, None, None, False
         ):
             rules.apply(record)
+        self._fresh_until = time.monotonic() + self._interval
         return rules
 
     async def bounds(self, stream_id: str) -> tuple[int, datetime | None]:
@@ -80,7 +91,7 @@ class AsyncRetentionView:
     ) -> None:
         """Store ``policy`` for a stream or category (``InvalidInput`` if not allowed)."""
         while True:
-            rules = await self.refresh()
+            rules = await self.refresh(force=True)
             rules.check_change(kind, target, policy)
             event = PendingEvent(
                 str(uuid.uuid4()), EVENT_TYPE, encode(kind, target, policy), _codec.EMPTY, 1,
@@ -90,10 +101,11 @@ class AsyncRetentionView:
                 # Expecting the version just read: a change by another process in between
                 # is read and checked again (a protection cannot be raced past).
                 await self.backend.append(self.stream_id, [event], rules.version, placement)
+                await self.refresh(force=True)  # this store honours it at once
                 return
             except ConcurrencyError:
                 continue
 
     async def protected(self, stream_id: str) -> bool:
         """Whether the stream is never deletable (itself or by its category)."""
-        return (await self.refresh()).effective(stream_id).protected
+        return (await self.refresh(force=True)).effective(stream_id).protected

@@ -20,6 +20,9 @@ class StoreSettings:
     poll_interval: float = 0.05
     partitioning: Partitioning | None = None
     tenant: str | None = None
+    retention_refresh: float = 0.0
+    """Seconds a store may go on with the retention metadata it read last (0: it reads the
+    ``$retention`` stream before every read, so another process's change counts at once)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.category_separator, str) or not self.category_separator:
@@ -29,6 +32,10 @@ class StoreSettings:
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
             raise InvalidInput(f"poll_interval must be a positive number, got {interval!r}")
         object.__setattr__(self, "poll_interval", float(interval))
+        refresh = self.retention_refresh
+        if isinstance(refresh, bool) or not isinstance(refresh, int | float) or not refresh >= 0:
+            raise InvalidInput(f"retention_refresh must be seconds >= 0, got {refresh!r}")
+        object.__setattr__(self, "retention_refresh", float(refresh))
         strategy = self.partitioning
         if strategy is not None and not isinstance(strategy, Partitioning):
             raise InvalidInput(
