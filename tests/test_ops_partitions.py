@@ -205,3 +205,23 @@ def _loose_problem() -> str:
         "checkpoint loose: not of one log partition (a subscription's are name#j in a store "
         "of several); not carried"
     )
+
+
+def test_retention_and_scavenge_on_a_partitioned_store(p16: StoreFactory) -> None:
+    with p16.connect() as store:
+        for i in range(80):
+            store.append(f"r-{i % 8}", [NewEvent("E", {"i": i})])
+        store.set_retention(category="r", max_count=3)
+        kept = {f"r-{k}": [8, 9, 10] for k in range(8)}
+        for sid, versions in kept.items():
+            assert [e.version for e in store.get_events(sid)] == versions
+        logged = [(e.stream_id, e.version) for e in store.read_all() if e.stream_id != "$retention"]
+        assert sorted(logged) == sorted((s, v) for s, vs in kept.items() for v in vs)
+        report = ops.scavenge(store)
+        assert (report.events, report.truncated) == (56, 8), report.summary()
+        for sid, versions in kept.items():
+            assert [e.version for e in store.get_events(sid)] == versions
+            assert store.stream_version(sid) == 10
+        assert _delivered(store) >= {str(e.event_id) for e in store.read_all(category="r")}
+        verified = ops.verify_store(store)
+        assert verified.ok, verified.problems

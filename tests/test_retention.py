@@ -198,6 +198,27 @@ def test_retention_refresh_lets_a_store_reuse_what_it_read(store_factory: StoreF
         evstore.connect("memory://", retention_refresh=-1)
 
 
+def test_a_tenant_store_keeps_retention_metadata_of_its_own() -> None:
+    with (
+        evstore.connect("memory://tenants-retention", tenant="acme") as acme,
+        evstore.connect("memory://tenants-retention", tenant="umbrella") as umbrella,
+    ):
+        for store in (acme, umbrella):
+            prefix = store.partitioning.prefix(store.tenant)  # type: ignore[union-attr]
+            for i in range(4):
+                store.append(f"{prefix}order-1", [NewEvent("E", {"i": i})])
+        a = acme.partitioning.prefix("acme")  # type: ignore[union-attr]
+        u = umbrella.partitioning.prefix("umbrella")  # type: ignore[union-attr]
+        acme.set_retention(f"{a}order-1", max_count=1)
+        assert [e.version for e in acme.get_events(f"{a}order-1")] == [4]
+        assert len(umbrella.get_events(f"{u}order-1")) == 4
+        assert list(umbrella.retention_policies()) == []
+        with pytest.raises(InvalidInput):
+            acme.append(f"{a}$retention", [NewEvent("E", {})])
+        with pytest.raises(InvalidInput):
+            acme.set_retention(f"{u}order-1", max_count=1)  # not its stream
+
+
 def test_aggregate_loads_and_snapshots_after_truncation(store_factory: StoreFactory) -> None:
     with store_factory.connect() as store:
         users = evstore.Repository(store, User, registry=registry, snapshot_every=4)
