@@ -163,6 +163,8 @@ def test_bad_metadata_is_invalid_input_and_writes_nothing(store_factory: StoreFa
         with pytest.raises(InvalidInput):
             store.set_retention(max_count=1)
         with pytest.raises(InvalidInput):
+            store.set_retention(category="s-1", max_count=1)  # a stream id, not a category
+        with pytest.raises(InvalidInput):
             store.set_retention("$retention", max_count=1)
         with pytest.raises(InvalidInput):
             store.append("$retention", [NewEvent("E", {})])

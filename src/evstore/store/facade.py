@@ -724,6 +724,11 @@ class EventStore:
         else:
             check._name(category, "category")
             assert isinstance(category, str)
+            if self._separator in category:
+                raise InvalidInput(
+                    f"category {category!r} contains the separator {self._separator!r}: a "
+                    "category is a stream id up to its first separator"
+                )
             kind, target = "category", category
         meta = self._retention.stream_id
         self._retention.set(kind, target, policy, self._placement(meta))
