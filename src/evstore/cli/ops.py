@@ -196,7 +196,7 @@ def parked_command(url: str | None, name: str) -> None:
     with _guard(), opened(url) as store:
         click.echo("position\tstream\tversion\ttype\tattempts\terror")
         after = 0
-        while letters := store.backend.dead_letters(name, after, 500):
+        while letters := ops.parked_events(store, name, after=after, limit=500):
             for d in letters:
                 error = d.error.replace("\n", " ")
                 click.echo(
@@ -212,7 +212,7 @@ def parked_command(url: str | None, name: str) -> None:
 def discard_command(url: str | None, name: str, position: int) -> None:
     """Drop the parked event at POSITION of projection NAME."""
     with _guard(), opened(url) as store:
-        if not store.backend.unpark(name, position):
+        if not ops.discard_parked(store, name, position):
             _fail(f"no parked event at position {position} for {name}")
     click.echo(f"discarded {name}@{position}")
 

@@ -21,9 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from evstore import _codec
+from evstore import _validation as check
 from evstore.errors import InvalidInput, SerializationError, StreamDeleted
 from evstore.ops import _format
 from evstore.ops.log import heads, page, partition_of_checkpoint, partitions
+from evstore.spi._model import DeadLetter
 from evstore.store.facade import EventStore
 
 PAGE = 1000
@@ -267,6 +269,27 @@ def subscriptions(store: EventStore) -> list[SubscriptionInfo]:
             letter_after = letters[-1].position
         out.append(SubscriptionInfo(name, position, lag, lag >= LAG_LIMIT, parked))
     return out
+
+
+def parked_events(
+    store: EventStore, name: str, *, after: int = 0, limit: int = 100
+) -> list[DeadLetter]:
+    """The events projection ``name`` parked (its dead letters), in position order.
+
+    Replaying them needs the projection's handler: ``Projection.replay()`` (or ``evstore
+    subscriptions replay MODULE:FACTORY``).
+    """
+    check.non_negative_int(after, "after")
+    return store.backend.dead_letters(
+        store.checkpoint_name(name), after, check.positive_int(limit, "limit")
+    )
+
+
+def discard_parked(store: EventStore, name: str, position: int) -> bool:
+    """Drop the event projection ``name`` parked at ``position``; return whether it was
+    parked. The projection's checkpoint does not move: the event is not handled."""
+    check.non_negative_int(position, "position")
+    return store.backend.unpark(store.checkpoint_name(name), position)
 
 
 def reset_checkpoint(store: EventStore, name: str, position: int = 0) -> int | None:

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from evstore import _codec
+from evstore import _validation as check
 from evstore.errors import InvalidInput, SerializationError, StreamDeleted
 from evstore.ops import _format
 from evstore.ops.log_async import heads, page, partition_of_checkpoint, partitions
+from evstore.spi._model import DeadLetter
 from evstore.store.facade_async import AsyncEventStore
 
 PAGE = 1000
@@ -265,6 +267,27 @@ async def subscriptions(store: AsyncEventStore) -> list[SubscriptionInfo]:
             letter_after = letters[-1].position
         out.append(SubscriptionInfo(name, position, lag, lag >= LAG_LIMIT, parked))
     return out
+
+
+async def parked_events(
+    store: AsyncEventStore, name: str, *, after: int = 0, limit: int = 100
+) -> list[DeadLetter]:
+    """The events projection ``name`` parked (its dead letters), in position order.
+
+    Replaying them needs the projection's handler: ``Projection.replay()`` (or ``evstore
+    subscriptions replay MODULE:FACTORY``).
+    """
+    check.non_negative_int(after, "after")
+    return await store.backend.dead_letters(
+        store.checkpoint_name(name), after, check.positive_int(limit, "limit")
+    )
+
+
+async def discard_parked(store: AsyncEventStore, name: str, position: int) -> bool:
+    """Drop the event projection ``name`` parked at ``position``; return whether it was
+    parked. The projection's checkpoint does not move: the event is not handled."""
+    check.non_negative_int(position, "position")
+    return await store.backend.unpark(store.checkpoint_name(name), position)
 
 
 async def reset_checkpoint(store: AsyncEventStore, name: str, position: int = 0) -> int | None:
