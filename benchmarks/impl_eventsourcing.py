@@ -71,6 +71,8 @@ class Impl:
     name = NAME
 
     def __init__(self, db: Database) -> None:
+        if db.backend == "nats":
+            raise NotApplicable("eventsourcing 9.5.6 has no NATS JetStream persistence module")
         self.db = db
         self.env = environment(db)
         self.factory = InfrastructureFactory.construct(self.env)

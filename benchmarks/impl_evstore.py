@@ -42,6 +42,8 @@ class Impl:
     def settings(self) -> dict[str, str]:
         if self.db.backend == "sqlite":
             return {"journal_mode": "WAL", "synchronous": "FULL (evstore's default)"}
+        if self.db.backend == "nats":
+            return {"replicas": "1", "storage": "file", "sync_interval": "server default (2 min)"}
         return {"synchronous_commit": "server default"}
 
     # -- writes -----------------------------------------------------------------------------

@@ -295,5 +295,9 @@ class PostgresImpl(_Shared):
     w6 = SQLiteImpl.w6
 
 
-def Impl(db: Database) -> SQLiteImpl | PostgresImpl:
+def Impl(db: Database) -> Any:
+    if db.backend == "nats":
+        from benchmarks.impl_raw_nats import NatsImpl
+
+        return NatsImpl(db)
     return SQLiteImpl(db) if db.backend == "sqlite" else PostgresImpl(db)

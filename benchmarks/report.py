@@ -29,7 +29,7 @@ class Target:
     limit: float
 
 
-_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "nats": "NATS JetStream"}
 _BOTH = ("sqlite", "postgresql")
 
 
@@ -379,7 +379,7 @@ def _loads(values: list[float]) -> str:
     return ", ".join(f"{x:.2f}" for x in values)
 
 
-BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "nats": "NATS JetStream"}
 
 
 def markdown(data: dict[str, Any], images: list[Path]) -> str:
@@ -454,7 +454,7 @@ def markdown(data: dict[str, Any], images: list[Path]) -> str:
             if e["metric"] is not None and (e["backend"], e["metric"]) not in keys:
                 keys.append((e["backend"], e["metric"]))
         backends_seen = {e["backend"] for e in rows}
-        for backend in ("sqlite", "postgresql"):
+        for backend in BACKEND_NAMES:
             if backend not in backends_seen:
                 continue
             metrics = [k[1] for k in keys if k[0] == backend] or ["-"]
@@ -531,7 +531,7 @@ def _charts(data: dict[str, Any], folder: Path) -> list[Path]:
         for e in data["entries"]
         if e["status"] == "ok"
     }
-    for backend in ("sqlite", "postgresql"):
+    for backend in BACKEND_NAMES:
         panels = []
         for workload, b, metric, _impl in values:
             if b == backend and "/s" in metric and (workload, metric) not in panels:

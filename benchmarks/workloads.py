@@ -270,13 +270,14 @@ class Workload:
 
 ALL_IMPLS = ("evstore", "eventsourcing", "raw")
 BOTH = ("sqlite", "postgresql")
+WITH_NATS = (*BOTH, "nats")  # W1-W4 also on one nats-server (eventsourcing: not applicable)
 
 WORKLOADS = (
     Workload(
         "W1",
         "{w1_streams} new streams, one single-event append each (new stream); "
         "10 interleaved slices",
-        BOTH,
+        WITH_NATS,
         ALL_IMPLS,
         w1,
         chunked=True,
@@ -285,7 +286,7 @@ WORKLOADS = (
         "W2",
         "{w2_batches} batches of {w2_batch_size} events to one stream (exact expected version); "
         "10 interleaved slices",
-        BOTH,
+        WITH_NATS,
         ALL_IMPLS,
         w2,
         chunked=True,
@@ -293,7 +294,7 @@ WORKLOADS = (
     Workload(
         "W3",
         "read one {w3_events}-event stream, payloads decoded; 5 interleaved reads",
-        BOTH,
+        WITH_NATS,
         ALL_IMPLS,
         w3,
         chunked=True,
@@ -302,7 +303,7 @@ WORKLOADS = (
         "W4",
         "read the global log from the start, {w4_events} events in pages of "
         "{w4_page}, payloads decoded; 5 interleaved reads",
-        BOTH,
+        WITH_NATS,
         ALL_IMPLS,
         w4,
         chunked=True,

@@ -76,3 +76,27 @@ def test_quick_benchmark_reports_every_workload_and_implementation(tmp_path: Pat
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-5000:]
     assert (out / "benchmarks.md").read_text() == page
+
+
+def test_quick_benchmark_on_nats_compares_evstore_with_the_raw_client(tmp_path: Path) -> None:
+    """W1-W4 on one nats-server the harness starts (and stops): evstore and the raw nats-py
+    client measured, eventsourcing reported as not applicable (it has no NATS module)."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "benchmarks", "--scale", "0.01", "--reps", "1",
+            "--backends", "nats", "--only", "W1,W2,W3,W4", "--no-charts", "--out", str(out),
+            "--tmpdir", str(tmp_path),
+        ],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-5000:]
+    entries = json.loads((out / "benchmarks.json").read_text())["entries"]
+    got = {(e["workload"], e["implementation"]): e for e in entries if e["backend"] == "nats"}
+    for workload in ("W1", "W2", "W3", "W4"):
+        assert got[(workload, "evstore")]["status"] == "ok"
+        assert got[(workload, "raw")]["status"] == "ok"
+        assert got[(workload, "eventsourcing")]["status"] == "n/a"
+        assert "no NATS" in got[(workload, "eventsourcing")]["reason"]
+    assert "NATS JetStream" in (out / "benchmarks.md").read_text()

@@ -343,3 +343,48 @@ def test_two_instances_of_one_projection_never_apply_an_event_twice(tmp_path: Pa
             300,
             300,
         )
+
+
+def test_group_member_sigkilled_mid_batch_resumes_with_nothing_skipped_or_applied_twice(
+    tmp_path: Path,
+) -> None:
+    """SQLite, 16 partitions: member 1 of a group of 4 exactly-once projections, its read
+    model in the store's own file, killed with SIGKILL in the middle of a batch, then run
+    again: every event of its share applied once, none of another member's."""
+    from evstore.testing._concurrency_contract import _worker_env
+
+    url = f"sqlite:///{tmp_path / 'group.db'}?partitions=16"
+    member, members = 1, 4
+    with evstore.connect(url) as store:
+        for k in range(120):
+            store.append(f"acct-{k}", [NewEvent("G", {"j": j}) for j in range(3)])
+        share = [(e.partition, e.position) for e in store.read_all(partition=(member, members))]
+    assert len(share) > 60 and {p % members for p, _ in share} == {member}
+
+    def applied() -> list[tuple[int, int]]:
+        with sqlite3.connect(tmp_path / "group.db") as db:
+            try:
+                return [tuple(r) for r in db.execute("SELECT partition, position FROM applied")]
+            except sqlite3.OperationalError:  # no table yet
+                return []
+
+    command = [
+        sys.executable, "-m", "evstore.testing._worker", "projection-member", url, "billing",
+        f"{member}/{members}",
+    ]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=_worker_env())
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "ready"
+        eventually(lambda: len(applied()) >= 25)
+        first.send_signal(signal.SIGKILL)  # batches are 10 events of 2 ms each
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    before = applied()
+    assert 25 <= len(before) < len(share), "the member finished before it was killed"
+    second = subprocess.run(command, capture_output=True, text=True, env=_worker_env(), timeout=120)
+    assert second.returncode == 0, second.stderr
+    after = applied()
+    assert sorted(after) == sorted(share)  # nothing skipped, nothing applied twice
+    assert after[: len(before)] == before

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, Unpack
 
 from evstore import _aio
 from evstore import _validation as check
-from evstore._types import RecordedEvent
+from evstore._types import LogCursor, RecordedEvent
 from evstore.errors import BackendUnavailable, InvalidInput, SerializationError
 from evstore.observability import active, payload, system_name, track_follower
 from evstore.spi._model import DeadLetter, EventRecord
@@ -60,6 +60,13 @@ class AsyncProjection(AsyncLogFollower):
     ``types``, ``category`` and ``partition=(i, n)`` filter the log as in
     :meth:`~evstore.AsyncEventStore.subscribe`; run n projections named e.g.
     ``users-0of4`` ... ``users-3of4`` with ``partition=(i, 4)`` to split the work.
+
+    In a store of ``P > 1`` log partitions a projection keeps one checkpoint per partition
+    (``name#j``, each moved in its own transaction with the work of that partition's
+    events) and its dead letters per partition too; ``from_position`` may be a
+    :class:`~evstore.LogCursor`. With ``partition=(i, n)`` (``n`` dividing ``P``) ``n``
+    instances of ONE name form a consumer group: member ``i`` follows the partitions
+    ``j % n == i`` and their checkpoints, so together they apply every event once.
     ``exactly_once``: None (default) uses the transactional path when the backend has it,
     True requires it (``InvalidInput`` otherwise), False never uses it.
 
@@ -73,7 +80,7 @@ class AsyncProjection(AsyncLogFollower):
         name: str,
         handler: Handler,
         *,
-        from_position: int = 0,
+        from_position: int | LogCursor = 0,
         batch_size: int = 100,
         max_attempts: int = 3,
         retry_delay: float = 0.05,
@@ -93,20 +100,15 @@ class AsyncProjection(AsyncLogFollower):
         if exactly_once not in (None, True, False):
             raise InvalidInput(f"exactly_once must be None, True or False, got {exactly_once!r}")
         reader = store.reader(**filters)
-        if reader.count > 1:
-            # Not built yet: a projection keeps one checkpoint (and its dead letters are
-            # keyed by position), which a store of several log partitions does not have.
-            raise InvalidInput(
-                f"projection {name!r}: this store has {reader.count} log partitions; "
-                "projections run on stores of one partition only (so far) - use "
-                "store.subscribe(..., name=..., partition=(i, n)) to follow the partitions"
-            )
         super().__init__(reader, check.positive_int(batch_size, "batch_size"))
         self._name = check.stream_id(name)
-        self._checkpoint = store.checkpoint_name(name)
+        self._base_checkpoint = store.checkpoint_name(name)
+        # The partition being handled: _position, _head, _stored, _checkpoint and _from
+        # are this partition's (a store of one partition has only partition 0).
+        self._part = reader.parts[0]
         self._handler = handler
         self._setup = setup
-        self._from = check.non_negative_int(from_position, "from_position")
+        self._from_at = _start(from_position, reader.count)
         self._max_attempts = check.positive_int(max_attempts, "max_attempts")
         self._retry_delay = float(retry_delay)
         self._on_error = on_error
@@ -124,12 +126,70 @@ class AsyncProjection(AsyncLogFollower):
                 "read model with the checkpoint (SQLite, PostgreSQL); this one does not"
             )
         self._size = self._batch_size  # this page's size: shrinks while batches run long
-        self._stored: int | None = None  # the checkpoint as last read or written
+        # per partition: the checkpoint as last read or written
+        self._stored_at: list[int | None] = [None] * reader.count
         self._prepared = False
         self._handled = 0
 
     def __repr__(self) -> str:
-        return f"<projection {self._name} at {self._position}>"
+        where = self.cursor if self._reader.count > 1 else self._position
+        return f"<projection {self._name} at {where}>"
+
+    # -- the partition being handled ---------------------------------------------------------
+
+    @property
+    def _position(self) -> int:
+        return self._cursor[self._part]
+
+    @_position.setter
+    def _position(self, value: int) -> None:
+        self._cursor[self._part] = value
+
+    @property
+    def _head(self) -> int:
+        return self._heads[self._part]
+
+    @_head.setter
+    def _head(self, value: int) -> None:
+        self._heads[self._part] = value
+
+    @property
+    def _stored(self) -> int | None:
+        return self._stored_at[self._part]
+
+    @_stored.setter
+    def _stored(self, value: int | None) -> None:
+        self._stored_at[self._part] = value
+
+    @property
+    def _from(self) -> int:
+        return self._from_at[self._part]
+
+    @property
+    def _checkpoint(self) -> str:
+        """The stored name of the checkpoint (and dead letters) of the partition handled:
+        the projection's name with one partition, ``name#j`` with several."""
+        return self._checkpoint_of(self._part)
+
+    def _checkpoint_of(self, partition: int) -> str:
+        if self._reader.count == 1:
+            return self._base_checkpoint
+        return f"{self._base_checkpoint}#{partition}"
+
+    def _partition_arg(self, partition: int | None, what: str) -> list[int]:
+        """The partitions a dead-letter call is about (``partition`` checked)."""
+        count = self._reader.count
+        if partition is None:
+            if count > 1 and what != "list":
+                raise InvalidInput(
+                    f"this store has {count} log partitions, each with positions of its "
+                    f"own: pass partition= to {what} a dead letter"
+                )
+            return list(self._reader.parts)
+        check.non_negative_int(partition, "partition")
+        if partition not in self._reader.parts:
+            raise InvalidInput(f"partition {partition} is not followed by this projection")
+        return [partition]
 
     # -- state -----------------------------------------------------------------------------
 
@@ -153,14 +213,17 @@ class AsyncProjection(AsyncLogFollower):
     async def _prepare(self) -> None:
         if self._prepared:
             return
-        self._stored = await self._backend.get_checkpoint(self._checkpoint)
-        self._position = self._from if self._stored is None else self._stored
+        for j in self._reader.parts:
+            self._part = j
+            self._stored = await self._backend.get_checkpoint(self._checkpoint)
+            self._position = self._from if self._stored is None else self._stored
+        self._part = self._reader.parts[0]
         if self._setup is not None:
             if self._transact is not None:
                 await self._commit(self._position, self._setup)
             else:
                 await _aio.call(self._setup, None)
-        self._head = await self._backend.head_position()
+        self._heads = await self._reader.heads()
         self._prepared = True
 
     async def start(self) -> None:
@@ -171,7 +234,7 @@ class AsyncProjection(AsyncLogFollower):
         track_follower(self, "projection", self._name)
         self._launch(f"evstore-projection-{self._name}")
 
-    async def catch_up(self, *, until: int | None = None, timeout: float = 60.0) -> int:
+    async def catch_up(self, *, until: int | LogCursor | None = None, timeout: float = 60.0) -> int:
         """Handle, in the foreground, every event stored now; return how many were handled.
 
         ``until`` is a position the caller knows is committed (``append(...)
@@ -179,33 +242,51 @@ class AsyncProjection(AsyncLogFollower):
         the log can be read up to it. Use it where readers may briefly lag behind commits
         (PostgreSQL holds the readable head back while other transactions are open).
         Raises the handler's error when ``on_error="stop"`` and an event stays failing.
+        In a store of several log partitions ``until`` is a cursor (such as
+        ``store.head()``); only this projection's partitions count.
         """
         if self.running:
             raise InvalidInput(f"projection {self._name!r} is running in the background")
+        wanted = None
         if until is not None:
-            check.non_negative_int(until, "until")
+            wanted = self._target(
+                until if isinstance(until, LogCursor) else check.non_negative_int(until, "until")
+            )
         await self._prepare()
         before = self._handled
-        target = await self._backend.head_position()
-        if until is not None:
-            target = max(target, until)
+        heads = await self._reader.heads()
+        target = LogCursor(tuple(heads))
+        if wanted is not None:
+            target = LogCursor(tuple(map(max, heads, wanted.positions)))
         deadline = time.monotonic() + timeout
-        while self._position < target:
-            if await self._step() and self._position < target:
-                if until is None:
+        while not self._reached(target):
+            if await self._step() and not self._reached(target):
+                if wanted is None:
                     break
                 if time.monotonic() > deadline:
                     raise BackendUnavailable(
                         f"projection {self._name!r}: the log was not readable up to position "
                         f"{until} within {timeout}s"
                     )
-                await self._reader.wait(self._position)
+                await self._reader.wait(
+                    self._position if self._reader.count == 1 else sum(self._cursor)
+                )
         return self._handled - before
 
     async def _step(self) -> bool:
-        """Handle one page of the log; return whether the projection has caught up."""
+        """Handle one page of each partition; return whether the projection caught up."""
+        exhausted = True
+        for j in self._reader.parts:
+            if self._stopping.is_set():
+                return False
+            self._part = j
+            exhausted = await self._step_partition() and exhausted
+        return exhausted
+
+    async def _step_partition(self) -> bool:
+        """Handle one page of partition ``self._part``; return whether it is exhausted."""
         size = self._size
-        page = await self._reader.read(self._position, size)
+        page = await self._reader.read(self._position, size, self._part)
         self._head = max(self._head, page.scanned_to)
         if page.events and not await self._handle_traced(page.events):
             # Another instance moved the checkpoint (or an unreadable event was set aside):
@@ -370,39 +451,60 @@ class AsyncProjection(AsyncLogFollower):
 
     # -- dead letters ----------------------------------------------------------------------
 
-    async def dead_letters(self, *, after: int = 0, limit: int = 100) -> list[DeadLetter]:
-        """The parked events of this projection, in position order."""
-        return await self._backend.dead_letters(
-            self._checkpoint,
-            check.non_negative_int(after, "after"),
-            check.positive_int(limit, "limit"),
-        )
+    async def dead_letters(
+        self, *, after: int = 0, limit: int = 100, partition: int | None = None
+    ) -> list[DeadLetter]:
+        """The parked events of this projection, in position order.
 
-    async def discard(self, position: int) -> bool:
-        """Drop a dead letter without replaying it; return whether it existed."""
+        In a store of several log partitions: those of ``partition`` (positions within
+        it), or without it those of every partition followed, partition by partition, each
+        after ``after`` (a letter's ``name`` ends in ``#j``, its partition).
+        """
+        after = check.non_negative_int(after, "after")
+        limit = check.positive_int(limit, "limit")
+        letters: list[DeadLetter] = []
+        for j in self._partition_arg(partition, "list"):
+            if len(letters) < limit:
+                letters += await self._backend.dead_letters(
+                    self._checkpoint_of(j), after, limit - len(letters)
+                )
+        return letters
+
+    async def discard(self, position: int, *, partition: int | None = None) -> bool:
+        """Drop a dead letter without replaying it; return whether it existed (in a store
+        of several log partitions, of ``partition``)."""
+        (j,) = self._partition_arg(partition, "discard")[:1]
         return await self._backend.unpark(
-            self._checkpoint, check.non_negative_int(position, "position")
+            self._checkpoint_of(j), check.non_negative_int(position, "position")
         )
 
-    async def replay(self, position: int | None = None) -> int:
+    async def replay(self, position: int | None = None, *, partition: int | None = None) -> int:
         """Deliver parked events to the handler again (all, or the one at ``position``).
 
         Each one that is handled now is removed from the list; one that fails again stays,
         with its error and attempt count updated. Returns how many were handled. On an
         exactly-once backend each replay commits in its own transaction (the checkpoint
         does not move); removing the letter follows that commit, so a crash in between can
-        replay that one event again.
+        replay that one event again. In a store of several log partitions ``position``
+        needs its ``partition``; without a position every partition's letters are replayed.
         """
+        replayed = 0
+        for j in self._partition_arg(partition, "list" if position is None else "replay"):
+            replayed += await self._replay_partition(self._checkpoint_of(j), position)
+        return replayed
+
+    async def _replay_partition(self, name: str, position: int | None) -> int:
+        """``replay`` of one partition's letters (stored under ``name``)."""
         if position is None:
             letters = []
             after = 0
-            while chunk := await self.dead_letters(after=after, limit=500):
+            while chunk := await self._backend.dead_letters(name, after, 500):
                 letters.extend(chunk)
                 after = chunk[-1].position
         else:
             letters = [
                 letter
-                for letter in await self.dead_letters(after=max(position - 1, 0), limit=1)
+                for letter in await self._backend.dead_letters(name, max(position - 1, 0), 1)
                 if letter.position == position
             ]
             if not letters:
@@ -418,22 +520,22 @@ class AsyncProjection(AsyncLogFollower):
                     raise InvalidInput(
                         f"the event {letter.stream_id}@{letter.version} is no longer stored"
                     )
-                await self._replay_one(letter, record_to_event(found[0]))
+                await self._replay_one(name, letter, record_to_event(found[0]))
             except Exception as e:
-                await self._backend.park(_letter(self._checkpoint, letter, e, letter.attempts + 1))
+                await self._backend.park(_letter(name, letter, e, letter.attempts + 1))
                 continue
-            await self._backend.unpark(self._checkpoint, letter.position)
+            await self._backend.unpark(name, letter.position)
             replayed += 1
         return replayed
 
-    async def _replay_one(self, letter: DeadLetter, event: RecordedEvent) -> None:
+    async def _replay_one(self, name: str, letter: DeadLetter, event: RecordedEvent) -> None:
         if self._transact is None:
             await _aio.call(self._handler, event, None)
             return
         while True:  # compare-and-set against a projection that may be running
-            current = await self._backend.get_checkpoint(self._checkpoint)
+            current = await self._backend.get_checkpoint(name)
             keep = current if current is not None else max(letter.position - 1, 0)
-            if await self._transact(self._checkpoint, current, keep, self._work([event])):
+            if await self._transact(name, current, keep, self._work([event])):
                 return
 
     async def query(self, fn: Callable[[Any], Any]) -> Any:
@@ -450,10 +552,12 @@ class AsyncProjection(AsyncLogFollower):
         async def work(tx: Any) -> None:
             results.append(await _aio.call(fn, tx))
 
+        first = self._reader.parts[0]  # any of its checkpoints: the transaction is the point
+        name = self._checkpoint_of(first)
         while True:  # compare-and-set against a projection that may be running
-            current = await self._backend.get_checkpoint(self._checkpoint)
-            keep = self._from if current is None else current
-            if await self._transact(self._checkpoint, current, keep, work):
+            current = await self._backend.get_checkpoint(name)
+            keep = self._from_at[first] if current is None else current
+            if await self._transact(name, current, keep, work):
                 return results[-1]
 
     async def __aenter__(self) -> Self:
@@ -464,6 +568,18 @@ class AsyncProjection(AsyncLogFollower):
 
 def _nothing(tx: Any) -> None:
     pass
+
+
+def _start(from_position: object, count: int) -> list[int]:
+    """``from_position`` (an int, or with several partitions a cursor) per partition."""
+    if isinstance(from_position, LogCursor):
+        if len(from_position) != count:
+            raise InvalidInput(
+                f"from_position is a cursor of {len(from_position)} partitions; this store "
+                f"has {count}"
+            )
+        return list(from_position.positions)
+    return [check.non_negative_int(from_position, "from_position")] * count
 
 
 def _letter(

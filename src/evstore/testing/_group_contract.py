@@ -16,13 +16,15 @@ import sys
 import tempfile
 import threading
 from collections import Counter, defaultdict
+from typing import Any
 
 import pytest
 
 import evstore
-from evstore.testing._base import ContractBase, eventually
+from evstore.testing._base import ContractBase, eventually, unique
 from evstore.testing._concurrency_contract import _worker_env
 from evstore.testing._factory import StoreFactory
+from evstore.testing._projection_contract import ReadModel, key, reached
 
 MEMBERS = 4
 WRITERS = 8
@@ -36,6 +38,11 @@ def _write(store: evstore.EventStore, w: int, errors: list[BaseException]) -> No
             store.append(sid, [evstore.NewEvent("G", {"w": w, "k": k, "j": j}) for j in range(2)])
     except BaseException as e:  # surfaced by the test
         errors.append(e)
+
+
+def _all(store_factory: StoreFactory) -> list[evstore.RecordedEvent]:
+    with store_factory.connect() as store:
+        return store.read_all()
 
 
 class ConsumerGroupContract(ContractBase):
@@ -82,6 +89,62 @@ class ConsumerGroupContract(ContractBase):
                 for sid, got in versions.items():
                     assert got == list(range(1, len(got) + 1)), sid  # stream order, no gap
             assert all(seen)  # 48 streams spread over every member
+
+    def test_projection_group_of_four_with_eight_writers_applies_each_event_once(
+        self, store_factory: StoreFactory
+    ) -> None:
+        """``Projection(..., partition=(i, 4))``: with P > 1 the four members share one
+        name (a checkpoint per partition, each partition at one member); with P = 1 each
+        member needs a name of its own (one log, one checkpoint per name)."""
+        name = unique("pgroup")
+        model = ReadModel(store_factory, name.replace("-", "_"))
+        stores = [store_factory.connect() for _ in range(MEMBERS)]
+        store = stores[0]
+
+        def handle(event: evstore.RecordedEvent, tx: Any) -> None:
+            model.apply(tx, key(event.partition, event.position))
+
+        def member_name(i: int) -> str:
+            return name if store.partitions > 1 else f"{name}-{i}of{MEMBERS}"
+
+        members = [
+            evstore.Projection(
+                stores[i],
+                member_name(i),
+                handle,
+                partition=(i, MEMBERS),
+                batch_size=7,
+                setup=model.setup if i == 0 else None,
+            )
+            for i in range(MEMBERS)
+        ]
+        errors: list[BaseException] = []
+        try:
+            members[0].catch_up()  # creates the read model's table
+            for member in members:
+                member.start()
+            writers = [
+                threading.Thread(target=_write, args=(store, w, errors)) for w in range(WRITERS)
+            ]
+            for t in writers:
+                t.start()
+            for t in writers:
+                t.join()
+            assert not errors, errors
+            head = store.head()
+            for member in members:
+                assert member.wait_until(head, timeout=120), member.error
+            if store.partitions > 1:
+                assert reached(store, name, head)
+            for member in members:
+                member.stop()
+            applied = members[0].query(model.positions)  # one table (or list) for all
+        finally:
+            for s in stores:
+                s.close()
+        everything = [key(e.partition, e.position) for e in _all(store_factory)]
+        assert len(everything) == WRITERS * APPENDS * 2
+        assert Counter(applied) == Counter(everything)  # every event applied exactly once
 
     def test_member_killed_mid_batch_resumes_exactly_after_its_checkpoints(
         self, store_factory: StoreFactory

@@ -14,10 +14,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-
 import evstore
-from evstore.testing._base import ContractBase, unique
+from evstore.testing._base import ContractBase, batch, unique
 from evstore.testing._factory import StoreFactory
 
 INSTANCES = 3
@@ -64,6 +62,22 @@ def _is_mongo(tx: Any) -> bool:
     return hasattr(tx, "in_transaction") and hasattr(tx, "client")
 
 
+def key(partition: int, position: int) -> int:
+    """One int per event of a partitioned log (positions repeat across partitions)."""
+    return (partition << 40) + position
+
+
+def reached(store: evstore.EventStore, name: str, head: evstore.LogCursor) -> bool:
+    """Whether projection ``name``'s stored checkpoints are at ``head`` in every partition."""
+    base = store.checkpoint_name(name)
+    if store.partitions == 1:
+        return (store.backend.get_checkpoint(base) or 0) >= head[0]
+    return all(
+        (store.backend.get_checkpoint(f"{base}#{j}") or 0) >= head[j]
+        for j in range(store.partitions)
+    )
+
+
 def lost_and_repeated(wanted: list[int], applied: list[int]) -> tuple[int, int]:
     """(how many wanted events were never applied, how many applications were repeats)."""
     return len(set(wanted) - set(applied)), len(applied) - len(set(applied))
@@ -75,11 +89,6 @@ class ProjectionContract(ContractBase):
     def test_instances_racing_live_writers_lose_and_repeat_no_event(
         self, store_factory: StoreFactory
     ) -> None:
-        with store_factory.connect() as probe:
-            if probe.partitions > 1:
-                # Not built yet: Projection refuses a store of several log partitions
-                # (see test_projection_refuses_several_log_partitions).
-                pytest.skip("Projection over several log partitions is not built yet")
         name = unique("twins")
         model = ReadModel(store_factory, name.replace("-", "_"))
         wanted: list[int] = []  # positions of the events the projection must apply
@@ -88,7 +97,7 @@ class ProjectionContract(ContractBase):
         seen_tx: list[bool] = []
 
         def handle(event: evstore.RecordedEvent, tx: Any) -> None:
-            model.apply(tx, event.position)
+            model.apply(tx, key(event.partition, event.position))
             seen_tx.append(tx is not None)
             time.sleep(0.0005)  # keep transactions open so the instances overlap
 
@@ -101,7 +110,7 @@ class ProjectionContract(ContractBase):
                         result = s.append(f"w{w}-{i % 7}", [evstore.NewEvent(kind, {"i": i})])
                         if kind == "Counted":
                             with lock:
-                                wanted.append(result.last_position)
+                                wanted.append(key(result.partition, result.last_position))
             except BaseException as e:  # surfaced below
                 errors.append(e)
 
@@ -124,9 +133,9 @@ class ProjectionContract(ContractBase):
             for t in writers:
                 t.join()
             assert errors == []
-            last = stores[0].head_position()
+            last = stores[0].head()
             deadline = time.monotonic() + 180
-            while (stores[0].backend.get_checkpoint(stores[0].checkpoint_name(name)) or 0) < last:
+            while not reached(stores[0], name, last):
                 assert time.monotonic() < deadline, "the instances did not reach the head"
                 assert all(p.running for p in instances), [p.error for p in instances]
                 time.sleep(0.05)
@@ -143,9 +152,19 @@ class ProjectionContract(ContractBase):
             for s in stores:
                 s.close()
 
-    def test_projection_refuses_several_log_partitions(self, store: evstore.EventStore) -> None:
+    def test_projection_keeps_a_checkpoint_per_log_partition(
+        self, store: evstore.EventStore
+    ) -> None:
+        results = [store.append(unique(), batch(2)) for _ in range(12)]
+        projection = evstore.Projection(store, unique("p"), lambda e, tx: None)
+        projection.catch_up()
+        assert projection.cursor == store.head()
+        stored = store.backend.list_checkpoints()
+        base = store.checkpoint_name(projection.name)
         if store.partitions == 1:
-            assert evstore.Projection(store, unique("p"), lambda e, tx: None).name
+            assert stored[base] == results[-1].last_position
             return
-        with pytest.raises(evstore.InvalidInput, match="log partitions"):
-            evstore.Projection(store, unique("p"), lambda e, tx: None)
+        last = {r.partition: r.last_position for r in results}  # each partition's last
+        assert {k: v for k, v in stored.items() if k.startswith(f"{base}#")} == {
+            f"{base}#{j}": position for j, position in last.items()
+        }

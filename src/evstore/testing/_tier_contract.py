@@ -24,6 +24,7 @@ from evstore.spi import (
     TransactionalCheckpoints,
 )
 from evstore.testing._base import ContractBase, batch, eventually, unique
+from evstore.testing._base import after as after_position
 from evstore.testing._faces import Face, SyncOverAsync
 
 
@@ -44,10 +45,15 @@ def checkpoint_of(store: evstore.EventStore, name: str, result: evstore.AppendRe
     return stored if store.partitions == 1 else f"{stored}#{result.partition}"
 
 
-def needs_one_partition(store: evstore.EventStore) -> None:
-    """Projections refuse stores of several log partitions (not built yet, issue 13)."""
-    if store.partitions > 1:
-        pytest.skip("Projection over several log partitions is not built yet (issue 13)")
+def upto(store: evstore.EventStore, result: evstore.AppendResult) -> int | evstore.LogCursor:
+    """``until=`` for a projection's ``catch_up``: the result's last position (a cursor at
+    it in a store of several partitions)."""
+    return after_position(store, result, -1)
+
+
+def in_partition(store: evstore.EventStore, result: evstore.AppendResult) -> dict[str, int]:
+    """``partition=`` for a projection's dead-letter calls (none with one partition)."""
+    return {} if store.partitions == 1 else {"partition": result.partition}
 
 
 class _Boom(Exception):
@@ -162,21 +168,21 @@ class CheckpointStoreContract(ContractBase):
     def test_at_least_once_projection_resumes_from_its_checkpoint(
         self, face: Face, store: evstore.EventStore
     ) -> None:
-        needs_one_partition(store)
-        first = store.append(unique(), batch(3)).positions
-        seen: list[int] = []
-        projection = face.projection(
-            store, "alo", lambda e, tx: seen.append(e.position), exactly_once=False
-        )
+        first = store.append(unique(), batch(3))
+        seen: list[tuple[int, int]] = []
+
+        def handle(e: evstore.RecordedEvent, tx: Any) -> None:
+            seen.append((e.partition, e.position))
+
+        projection = face.projection(store, "alo", handle, exactly_once=False)
         assert not projection.exactly_once
-        projection.catch_up(until=first[-1])
-        assert store.backend.get_checkpoint(store.checkpoint_name("alo")) == first[-1]
-        second = store.append(unique(), batch(2)).positions
-        again = face.projection(
-            store, "alo", lambda e, tx: seen.append(e.position), exactly_once=False
-        )
-        again.catch_up(until=second[-1])
-        assert seen == list(first) + list(second)
+        projection.catch_up(until=upto(store, first))
+        stored = store.backend.get_checkpoint(checkpoint_of(store, "alo", first))
+        assert stored == first.last_position
+        second = store.append(unique(), batch(2))
+        again = face.projection(store, "alo", handle, exactly_once=False)
+        again.catch_up(until=upto(store, second))
+        assert seen == [(r.partition, p) for r in (first, second) for p in r.positions]
 
 
 class TransactionalCheckpointsContract(ContractBase):
@@ -189,7 +195,6 @@ class TransactionalCheckpointsContract(ContractBase):
     def test_without_the_tier_projections_are_at_least_once(
         self, face: Face, store: evstore.EventStore
     ) -> None:
-        needs_one_partition(store)
         projection = face.projection(store, "tier", lambda e, tx: None)
         assert projection.exactly_once == (transactional(store.backend) is not None)
         if transactional(store.backend) is None:
@@ -307,17 +312,17 @@ class TransactionalCheckpointsContract(ContractBase):
     def test_exactly_once_projection_commits_its_checkpoint_with_the_work(
         self, face: Face, store: evstore.EventStore
     ) -> None:
-        needs_one_partition(store)
         if transactional(store.backend) is None:
             return
-        positions = store.append(unique(), batch(4)).positions
+        result = store.append(unique(), batch(4))
         handles: list[Any] = []
         projection = face.projection(
             store, "eo", lambda e, tx: handles.append(tx), exactly_once=True, batch_size=3
         )
-        assert projection.catch_up(until=positions[-1]) == 4
+        assert projection.catch_up(until=upto(store, result)) == 4
         assert all(tx is not None for tx in handles)
-        assert store.backend.get_checkpoint(store.checkpoint_name("eo")) == positions[-1]
+        stored = store.backend.get_checkpoint(checkpoint_of(store, "eo", result))
+        assert stored == result.last_position
 
 
 def _letter(name: str, position: int, error: str = "e", when: datetime | None = None) -> DeadLetter:
@@ -379,8 +384,8 @@ class DeadLetterStoreContract(ContractBase):
     def test_projection_parks_lists_replays_and_discards(
         self, face: Face, store: evstore.EventStore
     ) -> None:
-        needs_one_partition(store)
-        positions = store.append(unique(), batch(4)).positions
+        result = store.append(unique(), batch(4))
+        positions, part = result.positions, in_partition(store, result)
         broken = {1, 2}
         handled: list[int] = []
 
@@ -391,15 +396,19 @@ class DeadLetterStoreContract(ContractBase):
 
         name = unique("poison")
         projection = face.projection(store, name, handle, max_attempts=2, retry_delay=0)
-        assert projection.catch_up(until=positions[-1]) == 2
+        assert projection.catch_up(until=upto(store, result)) == 2
         letters = projection.dead_letters()
         assert [x.position for x in letters] == list(positions[1:3])
+        assert projection.dead_letters(**part) == letters
         assert "ValueError: cannot handle 1" in letters[0].error
-        assert store.backend.dead_letters(store.checkpoint_name(name), 0, 10) == letters
+        assert store.backend.dead_letters(checkpoint_of(store, name, result), 0, 10) == letters
+        if store.partitions > 1:  # a position alone is ambiguous: each partition has its own
+            with pytest.raises(evstore.InvalidInput, match="partition="):
+                projection.discard(positions[2])
         broken.clear()
-        assert projection.replay(positions[1]) == 1
-        assert projection.discard(positions[2]) is True
-        assert projection.discard(positions[2]) is False
+        assert projection.replay(positions[1], **part) == 1
+        assert projection.discard(positions[2], **part) is True
+        assert projection.discard(positions[2], **part) is False
         assert projection.dead_letters() == []
         # An exactly-once backend may run a handler again after rolling its batch back.
         assert set(handled) == {0, 1, 3} and handled.count(1) == 1

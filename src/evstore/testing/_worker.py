@@ -6,6 +6,10 @@ python -m evstore.testing._worker retry-append URL STREAM COUNT
 python -m evstore.testing._worker bulk-append URL STREAM SIZE
     append batches of SIZE events to STREAM forever (the parent kills it), printing
     "ok" after each acknowledged batch.
+python -m evstore.testing._worker projection-member URL NAME I/N
+    member I of a consumer group of N projections NAME (``partition=(I, N)``) whose read
+    model is the table ``applied(partition, position)`` of the SQLite store itself
+    (exactly-once); print "ready", handle everything stored, exit.
 python -m evstore.testing._worker group-member URL NAME I/N OUT
     member I of consumer group NAME of N: subscribe(name=NAME, partition=(I, N)), write
     "partition position stream version" per delivered event to OUT (flushed), print
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import evstore
 
@@ -57,10 +62,30 @@ def group_member(url: str, name: str, member: str, out: str) -> None:
             sub.wait_until(store.head(), timeout=120)
 
 
+def projection_member(url: str, name: str, member: str) -> None:
+    i, n = (int(part) for part in member.split("/"))
+    with evstore.connect(url) as store:
+
+        def setup(tx: Any) -> None:
+            tx.execute("CREATE TABLE IF NOT EXISTS applied (partition INT, position INT)")
+
+        def handle(event: evstore.RecordedEvent, tx: Any) -> None:
+            tx.execute("INSERT INTO applied VALUES (?, ?)", (event.partition, event.position))
+            time.sleep(0.002)  # slow enough to be killed in the middle of a batch
+
+        projection = evstore.Projection(
+            store, name, handle, setup=setup, partition=(i, n), batch_size=10, exactly_once=True
+        )
+        print("ready", flush=True)
+        projection.catch_up()
+
+
 def main(argv: list[str]) -> None:
     command, url, stream, number = argv[:4]
     if command == "group-member":
         group_member(url, stream, number, argv[4])
+    elif command == "projection-member":
+        projection_member(url, stream, number)
     elif command == "retry-append":
         retry_append(url, stream, int(number))
     elif command == "bulk-append":
