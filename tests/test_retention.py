@@ -345,3 +345,27 @@ def test_scavenge_beside_four_writers_and_a_subscriber(store_factory: StoreFacto
         assert store.stats()["events"] <= WRITERS * (PER_WRITER + 5) + 1
         verified = ops.verify_store(store)
         assert verified.ok, verified.problems
+
+
+def test_scavenge_reads_the_metadata_again_before_each_cut() -> None:
+    """A limit cleared by another process while scavenge works out a cut is honoured."""
+    with (
+        evstore.connect("memory://retention-race") as store,
+        evstore.connect("memory://retention-race") as other,
+    ):
+        for i in range(10):
+            store.append("x-1", [NewEvent("E", {"i": i})])
+        store.set_retention("x-1", max_count=2)
+        original = store.backend.stream_version
+        cleared: list[str] = []
+
+        def racing(stream_id: str) -> int:
+            if stream_id == "x-1" and not cleared:
+                other.set_retention("x-1")  # no limits any more
+                cleared.append(stream_id)
+            return original(stream_id)
+
+        store.backend.stream_version = racing  # type: ignore[method-assign]
+        report = ops.scavenge(store)
+        assert cleared and report.events == 0
+        assert len(store.get_events("x-1")) == 10
