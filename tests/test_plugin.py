@@ -21,6 +21,7 @@ from evstore.testing import (
     StoreContract,
     StoreFactory,
     TransactionalCheckpointsContract,
+    TruncatableLogContract,
 )
 
 
@@ -81,6 +82,7 @@ def test_store_contract_is_every_tier_contract() -> None:
         TransactionalCheckpointsContract,
         DeadLetterStoreContract,
         OperationsContract,
+        TruncatableLogContract,
     ]
     assert all(issubclass(StoreContract, tier) for tier in tiers)
     tests = {name for name in dir(StoreContract) if name.startswith("test_")}
