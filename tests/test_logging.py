@@ -144,3 +144,20 @@ def test_a_lost_postgresql_listener_is_one_line(
                 assert time.monotonic() < deadline, "no log line for the lost listener"
                 time.sleep(0.01)
     assert len(lines(caplog, "evstore.postgresql", "LISTEN connection lost")) == 1
+
+
+def test_a_subscription_stopped_by_its_handler_is_one_error_line(
+    store: evstore.EventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="evstore")
+    store.append("boom-1", [evstore.NewEvent("Boom", {"email": SECRET})])
+
+    def handler(event: evstore.RecordedEvent) -> None:
+        raise RuntimeError("handler broke")
+
+    sub = store.subscribe(handler, name="fragile")
+    with pytest.raises(RuntimeError, match="handler broke"):
+        sub.wait(timeout=30)
+    (line,) = lines(caplog, "evstore.subscription", "stopped by an error")
+    assert "fragile" in line and "handler broke" in line
+    assert SECRET not in caplog.text

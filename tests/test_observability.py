@@ -110,6 +110,30 @@ def test_append_span_and_metrics_name_the_backend(
     assert [(p.count, dict(p.attributes)) for p in durations] == [
         (1, {"db.system.name": system, "db.operation.name": "append"})
     ]
+    assert tuple(durations[0].explicit_bounds) == (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10)
+
+
+def test_an_atomic_append_to_several_streams_is_one_span(
+    telemetry: Telemetry, backend: tuple[str, StoreFactory]
+) -> None:
+    system, factory = backend
+    with factory.connect() as store:
+        store.append_many(
+            [
+                evstore.AppendRequest("cart-1", [evstore.NewEvent("Added", {})]),
+                evstore.AppendRequest("stock-1", [evstore.NewEvent("Held", {})]),
+                evstore.AppendRequest("stock-2", [evstore.NewEvent("Held", {})]),
+            ]
+        )
+    (span,) = telemetry.finished("append_many")
+    assert attrs(span) == {
+        "db.system.name": system,
+        "db.operation.name": "append_many",
+        "evstore.event.count": 3,
+        "evstore.outcome": "ok",
+    }
+    (appended,) = telemetry.points("evstore.events.appended")
+    assert appended.value == 3
 
 
 def test_a_conflict_is_an_error_span_with_its_outcome(
@@ -318,3 +342,20 @@ with evstore.connect("memory://") as store:
     print([s.name for s in exporter.get_finished_spans()])
 """
     assert run_python(code) == "['append']"
+
+
+def test_no_span_carries_data_or_metadata(telemetry: Telemetry, tmp_path: Path) -> None:
+    secret = "ada@secret.example"
+    with evstore.connect(f"sqlite:///{tmp_path / 's.db'}") as store:
+        result = store.append("u-1", [evstore.NewEvent("E", {"email": secret}, {"ip": secret})])
+        store.get_events("u-1")
+        store.read_all()
+        with store.subscribe(lambda e: None) as sub:
+            assert sub.wait_until(result.positions[-1], timeout=30)
+        store.save_snapshot(evstore.Snapshot("u-1", 1, {"email": secret}))
+        store.get_snapshot("u-1")
+    spans = telemetry.finished()
+    assert {s.name for s in spans} >= {"append", "read_stream", "read_all", "process (anonymous)"}
+    for span in spans:
+        assert all(secret not in str(value) for value in attrs(span).values()), span.name
+        assert secret not in span.name

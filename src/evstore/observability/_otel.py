@@ -222,7 +222,7 @@ class Recorder:
         measured: dict[str, Any] = {"db.system.name": system, "db.operation.name": name}
         if op.count is not None:
             span.set_attribute("evstore.event.count", op.count)
-            if name == "append" and error is None:
+            if name.startswith("append") and error is None:
                 self.appended.add(op.count, {"db.system.name": system})
         if error is not None:
             measured["error.type"] = type(error).__qualname__
@@ -282,6 +282,12 @@ def _listening(provider: Any, idle: tuple[type, ...]) -> bool:
 
 
 if _trace is not None:
+    import os
+
+    from opentelemetry.environment_variables import (
+        OTEL_PYTHON_METER_PROVIDER,
+        OTEL_PYTHON_TRACER_PROVIDER,
+    )
     from opentelemetry.metrics import NoOpMeterProvider
 
     _IDLE_TRACERS: tuple[type, ...] = (_trace.ProxyTracerProvider, _trace.NoOpTracerProvider)
@@ -291,12 +297,33 @@ if _trace is not None:
         _IDLE_METERS: tuple[type, ...] = (_ProxyMeterProvider, NoOpMeterProvider)
     except ImportError:  # pragma: no cover - an API without the private proxy class
         _IDLE_METERS = (NoOpMeterProvider,)
+    # The API's get_*_provider() look in os.environ on every call until a provider is set
+    # (microseconds): while none is set and no variable names one, the module globals say so.
+    _unset: Any = None
+    if (
+        OTEL_PYTHON_TRACER_PROVIDER not in os.environ
+        and OTEL_PYTHON_METER_PROVIDER not in os.environ
+    ):
+        try:
+            from opentelemetry.metrics import _internal as _unset_meters
+
+            _unset = (_trace, _unset_meters)
+            _ = (_trace._TRACER_PROVIDER, _unset_meters._METER_PROVIDER)
+        except (ImportError, AttributeError):  # pragma: no cover - another API layout
+            _unset = None
 
 
 def active() -> Recorder | None:
     """The recorder to use now, or None when nothing listens (no extra, or no SDK set up)."""
     global _cache
     if _trace is None:
+        return None
+    if (
+        _configured is None
+        and _unset is not None
+        and _unset[0]._TRACER_PROVIDER is None
+        and _unset[1]._METER_PROVIDER is None
+    ):
         return None
     if _configured is not None:
         tracers, meters = _configured

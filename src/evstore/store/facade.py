@@ -293,6 +293,15 @@ class EventStore:
         call repeated (the same event ids at the same places) returns the original results.
         Returns one :class:`AppendResult` per request, in the order given.
         """
+        otel = active()
+        if otel is None:
+            return self._append_many(appends)
+        with otel.operation("append_many", self._system) as op:
+            results = self._append_many(appends)
+            op.count = sum(len(result.positions) for result in results)
+            return results
+
+    def _append_many(self, appends: Sequence[Any]) -> list[AppendResult]:
         parts = self._pending_appends(appends)
         if not self._prefix:
             return self._backend.append_many(parts)

@@ -291,6 +291,15 @@ class AsyncEventStore:
         call repeated (the same event ids at the same places) returns the original results.
         Returns one :class:`AppendResult` per request, in the order given.
         """
+        otel = active()
+        if otel is None:
+            return await self._append_many(appends)
+        with otel.operation("append_many", self._system) as op:
+            results = await self._append_many(appends)
+            op.count = sum(len(result.positions) for result in results)
+            return results
+
+    async def _append_many(self, appends: Sequence[Any]) -> list[AppendResult]:
         parts = self._pending_appends(appends)
         if not self._prefix:
             return await self._backend.append_many(parts)
