@@ -8,6 +8,7 @@ by :func:`configure`), else None, and the caller then runs its plain path.
 from __future__ import annotations
 
 import importlib.metadata
+import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -103,11 +104,15 @@ class _Followers:
     """Running subscriptions and projections, held weakly, for the lag gauge."""
 
     def __init__(self) -> None:
+        # Added to by any thread, read by the metric reader's: copied under the lock.
+        self.lock = threading.Lock()
         self.items: weakref.WeakKeyDictionary[Any, tuple[str, str]] = weakref.WeakKeyDictionary()
         self.caches: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
     def lag(self, _options: Any) -> Iterator[Any]:
-        for follower, (kind, name) in list(self.items.items()):
+        with self.lock:
+            followers = list(self.items.items())
+        for follower, (kind, name) in followers:
             if follower.running:
                 yield _metrics.Observation(
                     follower.lag,
@@ -116,7 +121,9 @@ class _Followers:
 
     def _cache_counts(self) -> dict[str, tuple[int, int]]:
         counts: dict[str, tuple[int, int]] = {}
-        for cache, name in list(self.caches.items()):
+        with self.lock:
+            caches = list(self.caches.items())
+        for cache, name in caches:
             stats = cache.stats
             hits, misses = counts.get(name, (0, 0))
             counts[name] = (hits + stats.hits, misses + stats.misses)
@@ -342,13 +349,15 @@ def active() -> Recorder | None:
 def track_follower(follower: Any, kind: str, name: str | None) -> None:
     """Report ``follower.lag`` in ``evstore.consumer.lag`` while it runs."""
     if _trace is not None:
-        _followers.items[follower] = (kind, name or "(anonymous)")
+        with _followers.lock:
+            _followers.items[follower] = (kind, name or "(anonymous)")
 
 
 def track_cache(cache: Any, name: str) -> None:
     """Report a :class:`~evstore.LRUCache`'s look-ups and hit ratio under ``name``."""
     if _trace is not None:
-        _followers.caches[cache] = name
+        with _followers.lock:
+            _followers.caches[cache] = name
 
 
 def watch_backend(backend: object) -> None:
