@@ -38,6 +38,7 @@ NAMES = {
     "AsyncOperations": "Operations",
     "AsyncPartitionedLog": "PartitionedLog",
     "AsyncTruncatableLog": "TruncatableLog",
+    "AsyncTaggedLog": "TaggedLog",
     "AsyncRetentionView": "RetentionView",
     "AsyncRepository": "Repository",
     "AsyncProjection": "Projection",

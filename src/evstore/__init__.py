@@ -19,10 +19,14 @@ from evstore._types import (
     ANY,
     NO_STREAM,
     STREAM_EXISTS,
+    AppendCondition,
     AppendRequest,
     AppendResult,
     LogCursor,
     NewEvent,
+    Query,
+    QueryItem,
+    QueryResult,
     RecordedEvent,
     Snapshot,
 )
@@ -35,6 +39,7 @@ from evstore.domain.registry import EventRegistry
 from evstore.domain.repository import Repository
 from evstore.domain.repository_async import AsyncRepository
 from evstore.errors import (
+    AppendConditionFailed,
     BackendUnavailable,
     ConcurrencyError,
     DuplicateEventId,
@@ -64,6 +69,8 @@ __all__ = [
     "NO_STREAM",
     "STREAM_EXISTS",
     "Aggregate",
+    "AppendCondition",
+    "AppendConditionFailed",
     "AppendRequest",
     "AppendResult",
     "AsyncEventStore",
@@ -85,6 +92,9 @@ __all__ = [
     "NewEvent",
     "Partitioning",
     "Projection",
+    "Query",
+    "QueryItem",
+    "QueryResult",
     "ReadModel",
     "RecordedEvent",
     "Repository",

@@ -50,7 +50,9 @@ class NewEvent:
     """An event to append: its type name, JSON-like ``data`` and optional ``metadata``.
 
     ``event_id`` (a UUID) makes the append idempotent: appending the same ids again
-    at the same place returns the original result.
+    at the same place returns the original result. ``tags`` name what the event is about
+    (``"course:c1"``), for reads by :class:`Query` and conditional appends (dynamic
+    consistency boundaries); duplicates are dropped and the order kept.
     """
 
     type: str
@@ -59,9 +61,12 @@ class NewEvent:
     event_id: uuid.UUID = field(default_factory=_new_event_id)
     schema_version: int = 1
     occurred_at: datetime = field(default_factory=_utcnow)
+    tags: Sequence[str] = ()  # kept as a tuple
 
     def __post_init__(self) -> None:
         check.event_type(self.type)
+        if self.tags:
+            object.__setattr__(self, "tags", check.tags(self.tags, "tags"))
         check.json_object(self.data, "data")
         if self.metadata is not None:
             check.json_object(self.metadata, "metadata")
@@ -91,6 +96,8 @@ class RecordedEvent:
     partition: int = 0
     """The log partition holding the event's stream (always 0 in a store of one partition);
     ``position`` counts within that partition."""
+    tags: tuple[str, ...] = ()
+    """The event's tags, as appended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,71 @@ class AppendRequest(NamedTuple):
     stream_id: str
     events: Sequence[NewEvent]
     expected_version: ExpectedVersion = ANY
+
+
+@dataclass(frozen=True, slots=True)
+class QueryItem:
+    """Events of one of ``types`` (any type when empty) carrying every one of ``tags``."""
+
+    types: Sequence[str] = ()  # kept as tuples
+    tags: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "types", check.names(self.types, "query types", check.event_type))
+        object.__setattr__(self, "tags", check.tags(self.tags, "query tags"))
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Events matching any of ``items`` (a union); no items: every event.
+
+    A dynamic consistency boundary: ``store.read_query(query)`` returns the matching events
+    and the position it read to; ``append(..., condition=AppendCondition(query, after=that
+    position))`` then fails with ``ConcurrencyError`` if an event matching the query was
+    stored after it.
+    """
+
+    items: Sequence[QueryItem] = ()  # kept as a tuple
+
+    def __post_init__(self) -> None:
+        items = self.items
+        if isinstance(items, QueryItem) or not isinstance(items, list | tuple):
+            raise InvalidInput("Query items must be a list of QueryItem")
+        for item in items:
+            if not isinstance(item, QueryItem):
+                raise InvalidInput(f"Query items must be QueryItem, got {type(item).__name__}")
+        object.__setattr__(self, "items", tuple(items))
+
+    def matches(self, type_: str, tags: Sequence[str]) -> bool:
+        """Whether an event of this type and tags matches the query."""
+        if not self.items:
+            return True
+        return any(
+            (not item.types or type_ in item.types) and all(t in tags for t in item.tags)
+            for item in self.items
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AppendCondition:
+    """Append only if no event matching ``fail_if_events_match`` is stored after ``after``."""
+
+    fail_if_events_match: Query
+    after: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fail_if_events_match, Query):
+            raise InvalidInput("fail_if_events_match must be a Query")
+        check.non_negative_int(self.after, "after")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """What :meth:`~evstore.EventStore.read_query` read: the matching ``events`` in
+    position order and ``head``, the position it read to (the condition's ``after``)."""
+
+    events: list[RecordedEvent]
+    head: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +59,22 @@ def category(value: object) -> str:
 def stream_id(value: object) -> str:
     """A stream id: a non-empty str of at most 255 characters, no control characters."""
     return _name(value, "stream_id")
+
+
+def tags(value: object, what: str) -> tuple[str, ...]:
+    """Tags: a list or tuple of names (like stream ids); duplicates dropped, order kept."""
+    return names(value, what, _tag)
+
+
+def _tag(value: object) -> str:
+    return _name(value, "tag")
+
+
+def names(value: object, what: str, one: Callable[[object], str]) -> tuple[str, ...]:
+    """A list or tuple of names each checked by ``one``; duplicates dropped, order kept."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise InvalidInput(f"{what} must be a list of str, got {type(value).__name__}")
+    return tuple(dict.fromkeys(one(v) for v in value))
 
 
 def event_type(value: object) -> str:

@@ -4,6 +4,7 @@
 
     EvstoreError
      ├── ConcurrencyError       expected_version did not match; nothing was written
+     │    └── AppendConditionFailed  an event matching the append's condition came after it
      ├── StreamNotFound         the stream does not exist (or is soft-deleted)
      ├── StreamDeleted          the stream was hard-deleted (tombstoned)
      ├── DuplicateEventId       an event_id is already stored elsewhere
@@ -19,6 +20,7 @@ and chains the original (``raise BackendUnavailable(...) from e``).
 from __future__ import annotations
 
 __all__ = [
+    "AppendConditionFailed",
     "BackendUnavailable",
     "ConcurrencyError",
     "DuplicateEventId",
@@ -51,6 +53,24 @@ class ConcurrencyError(EvstoreError):
             f"stream {stream_id!r}: expected version {expected!r}, but it is at {actual}; "
             "reload and retry"
         )
+
+
+class AppendConditionFailed(ConcurrencyError):
+    """An event matching the append's condition (a DCB query) was stored after its ``after``
+    position (the first one at ``position``); nothing was written. Read again and decide
+    again."""
+
+    def __init__(self, stream_id: str, after: int, position: int) -> None:
+        EvstoreError.__init__(
+            self,
+            f"an event matching the append condition is stored at position {position}, "
+            f"after {after}; read the boundary again and retry",
+        )
+        self.stream_id = stream_id
+        self.expected = after
+        self.actual = position
+        self.after = after
+        self.position = position
 
 
 class StreamNotFound(EvstoreError):

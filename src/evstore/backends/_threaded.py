@@ -11,7 +11,7 @@ import functools
 import inspect
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from evstore._types import AppendResult, ExpectedVersion
 from evstore.spi._model import (
@@ -24,9 +24,11 @@ from evstore.spi._model import (
     Placement,
     SnapshotRecord,
     StreamSummary,
+    TagQuery,
 )
 from evstore.spi.backend import (
     Backend,
+    TaggedLog,
     TransactionalBackend,
     TransactionalCheckpoints,
     TruncatableLog,
@@ -84,6 +86,29 @@ class ThreadedBackend(
 
     async def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
         return await self._run(self.sync.append_many, appends)
+
+    @property
+    def supports_tags(self) -> bool:
+        """Whether the wrapped backend has the ``TaggedLog`` tier."""
+        return bool(getattr(self.sync, "supports_tags", False))
+
+    async def read_tagged(self, query: TagQuery, after: int, limit: int) -> LogPage:
+        tagged = cast(TaggedLog, self.sync)
+        return await self._run(tagged.read_tagged, query, after, limit)
+
+    async def append_unless(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+        query: TagQuery,
+        after: int,
+    ) -> AppendResult:
+        tagged = cast(TaggedLog, self.sync)
+        return await self._run(
+            tagged.append_unless, stream_id, events, expected, placement, query, after
+        )
 
     async def read_stream(
         self,

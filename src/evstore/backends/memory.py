@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from evstore._types import AppendResult, ExpectedVersion
-from evstore.errors import InvalidInput, StreamDeleted, StreamNotFound
+from evstore.errors import AppendConditionFailed, InvalidInput, StreamDeleted, StreamNotFound
 from evstore.spi._model import (
     DeadLetter,
     EventRecord,
@@ -29,10 +29,12 @@ from evstore.spi._model import (
     Placement,
     SnapshotRecord,
     StreamSummary,
+    TagQuery,
     check_expected,
     partitions_option,
     replayed_result,
     replayed_results,
+    tags_of,
 )
 from evstore.spi.backend import (
     CheckpointStore,
@@ -67,6 +69,7 @@ class _Data:
     # (partition, position) -> placement
     placement: dict[tuple[int, int], Placement] = field(default_factory=dict)
     by_event_id: dict[str, EventRecord] = field(default_factory=dict)
+    tags: dict[int, tuple[str, ...]] = field(default_factory=dict)  # position -> tags
     snapshots: dict[str, SnapshotRecord] = field(default_factory=dict)
     checkpoints: dict[str, int] = field(default_factory=dict)
     dead_letters: dict[str, dict[int, DeadLetter]] = field(default_factory=dict)
@@ -127,6 +130,37 @@ class MemoryBackend(
             check_expected(stream_id, expected, stream.last_version, stream.visible)
             return self._store(stream_id, stream, events, placement)
 
+    supports_tags = True
+
+    def read_tagged(self, query: TagQuery, after: int, limit: int) -> LogPage:
+        d = self._d
+        with d.lock:
+            log = d.logs[0]
+            out: list[EventRecord] = []
+            for record in log[bisect_right(log, after, key=lambda r: r.position) :]:
+                if query.matches(record.type, d.tags.get(record.position, ())):
+                    out.append(record)
+                    if len(out) == limit:
+                        return LogPage(out, record.position)
+            return LogPage(out, d.heads[0])
+
+    def append_unless(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+        query: TagQuery,
+        after: int,
+    ) -> AppendResult:
+        d = self._d
+        with d.lock:  # re-entrant: append() takes it again
+            if not any(e.event_id in d.by_event_id for e in events):
+                found = self.read_tagged(query, after, 1).events
+                if found:
+                    raise AppendConditionFailed(stream_id, after, found[0].position)
+            return self.append(stream_id, events, expected, placement)
+
     def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
         d = self._d
         with d.lock:
@@ -178,6 +212,9 @@ class MemoryBackend(
             records.append(record)
             d.by_event_id[e.event_id] = record
             d.placement[part, position] = placement
+            tags = tags_of(e)
+            if tags:
+                d.tags[position] = tags
         d.streams[stream_id] = stream
         stream.events.extend(records)
         stream.last_version += len(records)

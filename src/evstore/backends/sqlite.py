@@ -49,6 +49,7 @@ except ImportError:  # pragma: no cover - Windows: writers are not let in ahead
 
 from evstore._types import ANY, NO_STREAM, AppendResult, ExpectedVersion
 from evstore.errors import (
+    AppendConditionFailed,
     BackendUnavailable,
     ConcurrencyError,
     EvstoreError,
@@ -68,10 +69,12 @@ from evstore.spi._model import (
     Placement,
     SnapshotRecord,
     StreamSummary,
+    TagQuery,
     check_expected,
     partitions_option,
     replayed_result,
     replayed_results,
+    tags_of,
 )
 from evstore.spi.backend import (
     DeadLetterStore,
@@ -170,6 +173,16 @@ CREATE UNIQUE INDEX events_stream_version ON events (stream_id, version);
 CREATE INDEX events_category ON events (category, position);
 """
 
+# Tags (dynamic consistency boundaries): one row per (tag, event), so the events of a tag
+# after a position are one range of the primary key. Created on open when missing.
+_TAGS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS event_tags (
+    tag      TEXT    NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (tag, position)
+) WITHOUT ROWID
+"""
+
 # Only in stores of several log partitions (created with the store, never migrated).
 _PARTITIONS_SCHEMA = """
 CREATE TABLE store_meta (
@@ -213,6 +226,26 @@ WHERE NOT EXISTS (SELECT 1 FROM deleted_streams WHERE stream_id = ?)
   AND CASE ? WHEN 'any' THEN 1 WHEN 'exact' THEN last = ? ELSE 0 END
 RETURNING version, position
 """
+
+
+def _tag_sql(query: TagQuery, after: int) -> tuple[str, list[Any]]:
+    """The WHERE clause of events matching ``query`` (tags through the event_tags index)."""
+    if not query.items:
+        return "1", []
+    clauses: list[str] = []
+    params: list[Any] = []
+    for types, tags in query.items:
+        parts = []
+        for tag in tags:
+            parts.append(
+                "position IN (SELECT position FROM event_tags WHERE tag = ? AND position > ?)"
+            )
+            params += [tag, after]
+        if types:
+            parts.append(f"type IN ({', '.join('?' * len(types))})")
+            params += types
+        clauses.append("(" + (" AND ".join(parts) or "1") + ")")
+    return "(" + " OR ".join(clauses) + ")", params
 
 
 def _uuid_blob(text: str) -> bytes:
@@ -666,6 +699,8 @@ class SQLiteBackend(
                 "into a new store to change it)"
             )
         self.log_partitions = stored
+        if stored == 1:
+            db.execute(_TAGS_SCHEMA)
         db.execute("COMMIT")
 
     @staticmethod
@@ -768,7 +803,12 @@ class SQLiteBackend(
         expected: ExpectedVersion,
         placement: Placement,
     ) -> AppendResult:
-        if len(events) == 1 and _FAST_APPEND and self.log_partitions == 1:
+        if (
+            len(events) == 1
+            and _FAST_APPEND
+            and self.log_partitions == 1
+            and not tags_of(events[0])
+        ):
             result = self._append_one(stream_id, events[0], expected, placement)
             if result is not None:
                 return result
@@ -829,6 +869,9 @@ class SQLiteBackend(
         if self.log_partitions > 1:
             positions = self._log_in_partition(db, placement.log_partition, end, n)
             return AppendResult(last + n, positions, placement.log_partition)
+        tagged = [(tag, end - n + i) for i, e in enumerate(events, 1) for tag in tags_of(e)]
+        if tagged:
+            db.executemany("INSERT INTO event_tags (tag, position) VALUES (?, ?)", tagged)
         return AppendResult(last + n, tuple(range(end - n + 1, end + 1)))
 
     def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
@@ -997,6 +1040,54 @@ class SQLiteBackend(
             db.execute("COMMIT")
         events = [_record(r) for r in rows]
         return LogPage(events, events[-1].position if len(events) == limit else head)
+
+    # -- dynamic consistency boundaries (TaggedLog) -----------------------------------------
+
+    supports_tags = True
+
+    def read_tagged(self, query: TagQuery, after: int, limit: int) -> LogPage:
+        where, params = _tag_sql(query, after)
+        with self._read() as db:
+            db.execute("BEGIN")
+            head = self._head(db)
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ? AND "
+                f"{where} ORDER BY position LIMIT ?",
+                [after, head, *params, limit],
+            ).fetchall()
+            db.execute("COMMIT")
+        events = [_record(r) for r in rows]
+        return LogPage(events, events[-1].position if len(events) == limit else head)
+
+    def append_unless(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+        query: TagQuery,
+        after: int,
+    ) -> AppendResult:
+        # Under the write lock (BEGIN IMMEDIATE) no other append can come in between the
+        # check and the insert: racing conditional appends are serialised by SQLite.
+        where, params = _tag_sql(query, after)
+        with self._write() as db:
+            db.execute("SAVEPOINT evstore_append")
+            try:
+                if not self._stored(db, events):
+                    row = db.execute(
+                        f"SELECT position FROM events WHERE position > ? AND {where} "
+                        "ORDER BY position LIMIT 1",
+                        [after, *params],
+                    ).fetchone()
+                    if row is not None:
+                        raise AppendConditionFailed(stream_id, after, int(row[0]))
+                result = self._append_in(db, stream_id, events, expected, placement)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        self._wakeup.notify()
+        return result
 
     def _head(self, db: sqlite3.Connection) -> int:
         if self.log_partitions > 1:  # the sum of the partition heads (see PartitionedLog)

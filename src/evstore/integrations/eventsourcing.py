@@ -32,6 +32,15 @@ from queue import Empty
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from eventsourcing.dcb.api import (
+    DCBAppendCondition,
+    DCBEvent,
+    DCBQuery,
+    DCBReadResponse,
+    DCBRecorder,
+    DCBSequencedEvent,
+)
+from eventsourcing.dcb.persistence import DCBInfrastructureFactory, DCBListenNotifySubscription
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -51,7 +60,14 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
-from evstore._types import AppendRequest, NewEvent, RecordedEvent
+from evstore._types import (
+    AppendCondition,
+    AppendRequest,
+    NewEvent,
+    Query,
+    QueryItem,
+    RecordedEvent,
+)
 from evstore.errors import (
     BackendUnavailable,
     ConcurrencyError,
@@ -64,6 +80,8 @@ from evstore.store.facade import EventStore
 
 __all__ = [
     "EvstoreAggregateRecorder",
+    "EvstoreDCBRecorder",
+    "EvstoreDCBSubscription",
     "EvstoreApplicationRecorder",
     "EvstoreDatastore",
     "EvstoreFactory",
@@ -579,7 +597,101 @@ def _version_of(event: RecordedEvent) -> int:
     return int(event.metadata[_VERSION])
 
 
-class EvstoreFactory(InfrastructureFactory[EvstoreTrackingRecorder]):
+class EvstoreDCBRecorder(DCBRecorder):
+    """eventsourcing's DCB recorder over evstore's boundaries (``read_query`` and
+    conditional appends); every event goes to the stream ``DCB_STREAM``."""
+
+    DCB_STREAM = "eventsourcing-dcb"
+
+    def __init__(self, datastore: EvstoreDatastore) -> None:
+        self.datastore = datastore
+        self.store = datastore.store
+
+    def read(
+        self,
+        query: DCBQuery | None = None,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> DCBReadResponse:
+        """The events matching ``query`` after ``after``, and the position read to."""
+        if limit is not None and limit <= 0:
+            return _DCBResponse([], None)
+        try:
+            result = self.store.read_query(_query(query), after=after or 0, limit=limit)
+        except EvstoreError as e:
+            raise _translated(e) from e
+        events = [
+            DCBSequencedEvent(DCBEvent(e.type, _state(e.data), list(e.tags)), e.position)
+            for e in result.events
+        ]
+        return _DCBResponse(events, result.head or None)
+
+    def append(
+        self, events: Sequence[DCBEvent], condition: DCBAppendCondition | None = None
+    ) -> int:
+        """Append ``events`` unless ``condition`` fails (``IntegrityError``); the last position."""
+        if not events:
+            msg = "Should be at least one event. Avoid this elsewhere"
+            raise ProgrammingError(msg)
+        new = [NewEvent(e.type, _state_data(e.data), tags=tuple(e.tags)) for e in events]
+        when = None
+        if condition is not None:
+            when = AppendCondition(_query(condition.fail_if_events_match), condition.after or 0)
+        try:
+            result = self.store.append(self.DCB_STREAM, new, condition=when)
+        except EvstoreError as e:
+            raise _translated(e) from e
+        return result.positions[-1]
+
+    def subscribe(
+        self, query: DCBQuery | None = None, *, after: int | None = None
+    ) -> EvstoreDCBSubscription:
+        """The matching events after ``after``, then live."""
+        return EvstoreDCBSubscription(self, query=query, after=after)
+
+
+def _query(query: DCBQuery | None) -> Query:
+    if query is None:
+        return Query()
+    return Query(tuple(QueryItem(tuple(i.types), tuple(i.tags)) for i in query.items))
+
+
+class _DCBResponse(DCBReadResponse):
+    def __init__(self, events: list[DCBSequencedEvent], head: int | None) -> None:
+        self._events = iter(events)
+        self._head = head
+
+    @property
+    def head(self) -> int | None:
+        return self._head
+
+    def __next__(self) -> DCBSequencedEvent:
+        return next(self._events)
+
+
+class EvstoreDCBSubscription(DCBListenNotifySubscription[EvstoreDCBRecorder]):
+    """eventsourcing's pulling subscription, woken by an evstore subscription."""
+
+    def __init__(
+        self, recorder: EvstoreDCBRecorder, query: DCBQuery | None = None, after: int | None = None
+    ) -> None:
+        self._wakeup = recorder.store.subscribe(self._woken, from_position="end")
+        super().__init__(recorder=recorder, query=query, after=after)
+
+    def _woken(self, _: RecordedEvent) -> None:
+        self._has_been_notified.set()
+
+    def stop(self) -> None:
+        """Stop pulling and stop the wake-ups."""
+        super().stop()
+        self._wakeup.stop()
+
+
+class EvstoreFactory(
+    InfrastructureFactory[EvstoreTrackingRecorder],
+    DCBInfrastructureFactory[EvstoreTrackingRecorder],
+):
     """eventsourcing's infrastructure factory for evstore.
 
     Settings (from the application's environment, prefixed by its name or not, as every
@@ -641,6 +753,10 @@ class EvstoreFactory(InfrastructureFactory[EvstoreTrackingRecorder]):
             msg = f"{key}={topic!r} is not a subclass of {default.__name__}"
             raise ProgrammingError(msg)
         return cls
+
+    def dcb_recorder(self) -> DCBRecorder:
+        """Decisions with tags, read and appended through dynamic consistency boundaries."""
+        return EvstoreDCBRecorder(self.datastore)
 
     def close(self) -> None:
         """Close the stores."""

@@ -9,6 +9,7 @@ check and idempotent re-append - are written here once, as pure functions.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ class PendingEvent(NamedTuple):
     schema_version: int
     occurred_at: datetime
     recorded_at: datetime | None = None
+    tags: tuple[str, ...] = ()  # also inside ``metadata`` (see TAGS_KEY); here to index
 
 
 class EventRecord(NamedTuple):
@@ -189,6 +191,40 @@ class LogFilter:
 
 
 ALL = LogFilter()
+
+TAGS_KEY = "evstore:tags"
+"""The key of an event's tags inside its encoded metadata, where they are stored on every
+backend (the layer above takes them out again on read)."""
+
+
+_TAGS_MARK = b'"evstore:tags"'
+
+
+def tags_of(event: PendingEvent) -> tuple[str, ...]:
+    """An event's tags: ``event.tags``, or those inside its metadata when a copy or an
+    import passed the stored metadata along (so an index built from them stays whole)."""
+    if event.tags or _TAGS_MARK not in event.metadata:
+        return event.tags
+    tags = json.loads(event.metadata).get(TAGS_KEY)
+    return tuple(tags) if isinstance(tags, list) else ()
+
+
+@dataclass(frozen=True, slots=True)
+class TagQuery:
+    """A DCB query as backends see it: events matching any item; an item is (types, tags):
+    an event of one of ``types`` (any when empty) carrying every one of ``tags``. No
+    items: every event."""
+
+    items: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+
+    def matches(self, type_: str, tags: Sequence[str]) -> bool:
+        """Whether an event of this type and tags matches (for backends filtering in Python)."""
+        if not self.items:
+            return True
+        return any(
+            (not types or type_ in types) and all(t in tags for t in item_tags)
+            for types, item_tags in self.items
+        )
 
 
 class LogPage(NamedTuple):

@@ -41,6 +41,7 @@ from evstore.spi._model import (
     Placement,
     SnapshotRecord,
     StreamSummary,
+    TagQuery,
 )
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "Operations",
     "PartitionedLog",
     "SnapshotStore",
+    "TaggedLog",
     "TransactionalBackend",
     "TransactionalCheckpoints",
     "TruncatableLog",
@@ -329,6 +331,41 @@ class TruncatableLog(Protocol):
         after a soft delete through it, so its next append is version ``before``: import
         and copy start a truncated stream's copy this way. ``scavenge`` never cuts that
         far (it keeps a stream's last event, so the stream stays visible).
+        """
+        ...
+
+
+class TaggedLog(Protocol):
+    """Optional: tags indexed for dynamic consistency boundaries (DCB), in a log of P = 1.
+
+    A backend offering it sets ``supports_tags = True`` (the store reads it with
+    ``getattr``; a backend without it refuses events with tags, through the store) and
+    stores every appended event's ``PendingEvent.tags`` in an index that finds the events
+    of a tag after a position without reading the others. The tags also travel inside the
+    event's metadata (``TAGS_KEY``), so every read returns them.
+    """
+
+    supports_tags: bool
+
+    def read_tagged(self, query: TagQuery, after: int, limit: int) -> LogPage:
+        """Up to ``limit`` events matching ``query`` with position > ``after``, in order;
+        ``scanned_to`` as for ``read_all`` (the head when the page is not full)."""
+        ...
+
+    def append_unless(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+        query: TagQuery,
+        after: int,
+    ) -> AppendResult:
+        """``append``, in the same transaction as the check that no event matching
+        ``query`` has a position > ``after`` (else ``ConcurrencyError``, nothing written).
+
+        Of two conditional appends whose events match each other's query, racing from
+        the same ``after``, exactly one succeeds.
         """
         ...
 

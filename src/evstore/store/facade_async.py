@@ -19,11 +19,14 @@ from evstore._types import (
     ANY,
     NO_STREAM,
     STREAM_EXISTS,
+    AppendCondition,
     AppendRequest,
     AppendResult,
     ExpectedVersion,
     LogCursor,
     NewEvent,
+    Query,
+    QueryResult,
     RecordedEvent,
     Snapshot,
     _ExpectedVersionMode,
@@ -31,6 +34,7 @@ from evstore._types import (
 from evstore.errors import DuplicateEventId, InvalidInput, SerializationError
 from evstore.observability import active, system_name, watch_backend
 from evstore.spi._model import (
+    TAGS_KEY,
     UNREADABLE,
     EventRecord,
     PendingAppend,
@@ -38,9 +42,10 @@ from evstore.spi._model import (
     Placement,
     SnapshotRecord,
     StreamSummary,
+    TagQuery,
     stable_hash,
 )
-from evstore.spi.backend_async import AsyncBackend
+from evstore.spi.backend_async import AsyncBackend, AsyncTaggedLog
 from evstore.store._retention_rules import RETENTION_STREAM, RetentionPolicy, make_policy
 from evstore.store.filters import LogFilterOptions, log_filter
 from evstore.store.partitioning import Partitioning
@@ -62,6 +67,10 @@ def _expected(value: object) -> ExpectedVersion:
     return check.non_negative_int(value, "expected_version")
 
 
+def _tag_query(query: Query) -> TagQuery:
+    return TagQuery(tuple((tuple(item.types), tuple(item.tags)) for item in query.items))
+
+
 def _pending(events: object) -> list[PendingEvent]:
     if isinstance(events, NewEvent):
         raise InvalidInput("events must be a list of NewEvent; wrap the single event in [...]")
@@ -78,16 +87,21 @@ def _pending(events: object) -> list[PendingEvent]:
         if event_id in seen:
             raise InvalidInput(f"events[{i}] repeats event_id {event_id} within the batch")
         seen.add(event_id)
+        metadata = event.metadata
+        if event.tags:
+            if metadata and TAGS_KEY in metadata:
+                raise InvalidInput(f"events[{i}].metadata: the key {TAGS_KEY!r} is evstore's")
+            metadata = {**(metadata or {}), TAGS_KEY: list(event.tags)}
         out.append(
             PendingEvent(
                 event_id,
                 event.type,
                 _codec.encode(event.data, f"events[{i}].data"),
-                _codec.encode(event.metadata, f"events[{i}].metadata")
-                if event.metadata
-                else _codec.EMPTY,
+                _codec.encode(metadata, f"events[{i}].metadata") if metadata else _codec.EMPTY,
                 event.schema_version,
                 event.occurred_at,
+                None,
+                tuple(event.tags),
             )
         )
     return out
@@ -243,29 +257,50 @@ class AsyncEventStore:
         stream_id: str,
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
+        *,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         """Atomically append ``events`` to the end of a stream.
 
         ``expected_version`` is an int (0: the stream must not exist), ``ANY``,
         ``NO_STREAM`` or ``STREAM_EXISTS``; a mismatch raises ``ConcurrencyError`` and
         writes nothing. Appending the same event ids again at the same place returns the
-        original result; reusing an id elsewhere raises ``DuplicateEventId``.
+        original result; reusing an id elsewhere raises ``DuplicateEventId``. With a
+        ``condition`` (dynamic consistency boundary), an event matching its query stored
+        after its ``after`` position raises ``ConcurrencyError`` too, and nothing is written.
         """
         otel = active()
         if otel is None:
-            return await self._append(stream_id, events, expected_version)
+            return await self._append(stream_id, events, expected_version, condition)
         with otel.operation("append", self._system, stream_id) as op:
-            result = await self._append(stream_id, events, expected_version)
+            result = await self._append(stream_id, events, expected_version, condition)
             op.count = len(result.positions)
             return result
 
     async def _append(
-        self, stream_id: str, events: Sequence[NewEvent], expected_version: ExpectedVersion
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         self._writable(stream_id)
         expected = _expected(expected_version)
         pending = _pending(events)
         placement = self._placement(stream_id)
+        if condition is not None:
+            if not isinstance(condition, AppendCondition):
+                raise InvalidInput(f"condition must be an AppendCondition, got {condition!r}")
+            return await self._tagged().append_unless(
+                stream_id,
+                pending,
+                expected,
+                placement,
+                _tag_query(condition.fail_if_events_match),
+                condition.after,
+            )
+        if any(e.tags for e in pending):
+            self._tagged()
         if not self._prefix:
             return await self._backend.append(stream_id, pending, expected, placement)
         try:
@@ -276,6 +311,53 @@ class AsyncEventStore:
             hidden = e.event_id
         # Raised outside the except block: not even __context__ names the other stream.
         raise DuplicateEventId(hidden, "elsewhere in the store")
+
+    # -- dynamic consistency boundaries ----------------------------------------------------
+
+    def _tagged(self) -> AsyncTaggedLog:
+        """The backend's DCB tier, or ``InvalidInput`` saying why there is none."""
+        backend = self._backend
+        if not getattr(backend, "supports_tags", False):
+            raise InvalidInput(
+                f"this {type(backend).__name__} stores no tags: dynamic consistency boundaries "
+                "(tags, read_query, append conditions) need memory://, sqlite:// or "
+                "postgresql://"
+            )
+        if self._partitions > 1:
+            raise InvalidInput(
+                "dynamic consistency boundaries need one total order of events; this store "
+                f"has {self._partitions} log partitions (use a store of one partition)"
+            )
+        if self._prefix:
+            raise InvalidInput("a tenant's store offers no dynamic consistency boundaries")
+        return cast(AsyncTaggedLog, backend)
+
+    async def read_query(
+        self, query: Query, *, after: int = 0, limit: int | None = None
+    ) -> QueryResult:
+        """The events matching ``query`` after position ``after``, and the position read to.
+
+        Give that position as ``AppendCondition(query, after=result.head)`` to append only
+        if nothing matching the query was stored since this read (a dynamic consistency
+        boundary). With ``limit`` the read stops at that many events and ``head`` is the
+        last one's position.
+        """
+        if not isinstance(query, Query):
+            raise InvalidInput(f"query must be a Query, got {type(query).__name__}")
+        backend = self._tagged()
+        where = _tag_query(query)
+        position = check.non_negative_int(after, "after")
+        remaining = check.optional_positive_int(limit, "limit")
+        events: list[RecordedEvent] = []
+        while True:
+            page_size = self._page_size if remaining is None else min(remaining, self._page_size)
+            page = await backend.read_tagged(where, position, page_size)
+            events.extend(record_to_event(r) for r in page.events)
+            position = max(position, page.scanned_to)
+            if remaining is not None:
+                remaining -= len(page.events)
+            if len(page.events) < page_size or remaining == 0:
+                return QueryResult(events, position)
 
     # -- multi-stream appends --------------------------------------------------------------
 
@@ -301,6 +383,8 @@ class AsyncEventStore:
 
     async def _append_many(self, appends: Sequence[Any]) -> list[AppendResult]:
         parts = self._pending_appends(appends)
+        if any(e.tags for part in parts for e in part.events):
+            self._tagged()
         if not self._prefix:
             return await self._backend.append_many(parts)
         try:

@@ -7,14 +7,14 @@ from dataclasses import fields
 from evstore._codec import decode, parse_uuid
 from evstore._types import RecordedEvent
 from evstore.errors import SerializationError
-from evstore.spi._model import UNREADABLE, EventRecord
+from evstore.spi._model import TAGS_KEY, UNREADABLE, EventRecord
 
 # ``RecordedEvent`` is a frozen slots dataclass: its generated ``__init__`` sets each field
 # through ``object.__setattr__`` (a lookup by name per field), which cost about a third of
 # turning a row into an event. The slots' own setters do the same work directly; the
 # result is the same object (tests/test_codec_fast_paths.py compares them field by field).
 _new = object.__new__
-assert [f.name for f in fields(RecordedEvent)] == list(EventRecord._fields)
+assert [f.name for f in fields(RecordedEvent)] == [*EventRecord._fields, "tags"]
 (
     _set_stream_id,
     _set_version,
@@ -27,7 +27,8 @@ assert [f.name for f in fields(RecordedEvent)] == list(EventRecord._fields)
     _set_occurred_at,
     _set_recorded_at,
     _set_partition,
-) = (getattr(RecordedEvent, name).__set__ for name in EventRecord._fields)
+    _set_tags,
+) = (getattr(RecordedEvent, name).__set__ for name in (*EventRecord._fields, "tags"))
 
 
 def record_to_event(record: EventRecord) -> RecordedEvent:
@@ -50,7 +51,10 @@ def record_to_event(record: EventRecord) -> RecordedEvent:
             raise SerializationError("a stored timestamp is outside years 1-9999 UTC")
         _set_event_id(event, parse_uuid(event_id))
         _set_data(event, decode(data))
-        _set_metadata(event, decode(metadata))
+        meta = decode(metadata)
+        tags = meta.pop(TAGS_KEY, None) if TAGS_KEY in meta else None
+        _set_metadata(event, meta)
+        _set_tags(event, () if tags is None else tuple(tags))
     except (SerializationError, ValueError, TypeError) as e:
         # One corrupt row fails the read of that event only, and says which one it is.
         raise SerializationError(

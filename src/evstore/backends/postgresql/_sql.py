@@ -7,7 +7,7 @@ Plain text, shared by the asyncio source ``backend_async.py`` and its generated 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ORDINAL_BITS = 20
 MAX_BATCH = 2**ORDINAL_BITS - 1
 
@@ -124,6 +124,14 @@ BEGIN
                        WHERE stream_id = stream AND tombstoned);
 END
 $$;
+""",
+    # Tags (dynamic consistency boundaries) travel in the metadata; this index finds the
+    # events carrying some tags without reading the others. Partial: untagged events
+    # (the rest) add no index entry.
+    3: """
+CREATE INDEX IF NOT EXISTS events_tags ON {s}.events
+    USING gin (((metadata::jsonb) -> 'evstore:tags') jsonb_path_ops)
+    WHERE (metadata::jsonb) ? 'evstore:tags';
 """,
 }
 

@@ -72,6 +72,7 @@ caller gets ``BackendUnavailable``.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -103,6 +104,7 @@ from evstore.backends.postgresql._sql import (
     statements,
 )
 from evstore.errors import (
+    AppendConditionFailed,
     BackendUnavailable,
     ConcurrencyError,
     InvalidInput,
@@ -121,6 +123,7 @@ from evstore.spi._model import (
     Placement,
     SnapshotRecord,
     StreamSummary,
+    TagQuery,
     check_expected,
     replayed_result,
     replayed_results,
@@ -229,6 +232,26 @@ def append_many_params(appends: Sequence[PendingAppend]) -> dict[str, Any]:
         "ats": [e.occurred_at for _, _, e in events],
         "recs": [e.recorded_at for _, _, e in events],
     }
+
+
+def _tag_filter(query: TagQuery, params: dict[str, Any]) -> str:
+    """SQL narrowing the log to events matching ``query`` (through the events_tags index)."""
+    if not query.items:
+        return ""
+    clauses = []
+    for i, (types, tags) in enumerate(query.items):
+        parts = []
+        if tags:
+            parts.append(
+                "(metadata::jsonb) ? 'evstore:tags' AND "
+                f"((metadata::jsonb) -> 'evstore:tags') @> %(dcb_tags{i})s::jsonb"
+            )
+            params[f"dcb_tags{i}"] = json.dumps(list(tags))
+        if types:
+            parts.append(f"type = ANY(%(dcb_types{i})s::text[])")
+            params[f"dcb_types{i}"] = list(types)
+        clauses.append("(" + (" AND ".join(parts) or "true") + ")")
+    return "AND (" + " OR ".join(clauses) + ")"
 
 
 def _mode(expected: ExpectedVersion) -> tuple[int, int]:
@@ -741,6 +764,12 @@ class PostgresBackend(
         if where.partition is not None:
             filters.append("AND partition_hash %% %(count)s = %(slot)s")
             params["slot"], params["count"] = where.partition
+        return self._read_log(after, limit, filters, params)
+
+    def _read_log(
+        self, after: int, limit: int, filters: list[str], params: dict[str, Any]
+    ) -> LogPage:
+        """The log after ``after`` below the horizon, narrowed by the SQL ``filters``."""
         template = self._statement("read_all")
         query = template.format(horizon=XMIN, filters=" ".join(filters))
         rows = self._query(query, params, binary=True)
@@ -758,6 +787,74 @@ class PostgresBackend(
             return LogPage(events, events[-1].position)
         self._note_horizon(held_back)
         return LogPage(events, max(after, head))
+
+    # -- dynamic consistency boundaries (TaggedLog) -----------------------------------------
+
+    supports_tags = True
+
+    def read_tagged(self, query: TagQuery, after: int, limit: int) -> LogPage:
+        if not self._ready:
+            self.open()
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        return self._read_log(after, limit, [_tag_filter(query, params)], params)
+
+    def append_unless(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+        query: TagQuery,
+        after: int,
+    ) -> AppendResult:
+        """The check and the append in one transaction that holds the appends' advisory
+        lock exclusively (as a hard delete does): appends in flight end first and new ones
+        wait, so no event can slip in between the check and the insert, and the check's
+        snapshot, taken after the lock, sees every committed event. Plain appends pay
+        nothing for it; conditional appends take turns."""
+        if len(events) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} events per append, got {len(events)}")
+        statement = self._statement("append")
+        params: dict[str, Any] = {"after": after}
+        check = (
+            f"SELECT position FROM {self._schema}.events WHERE position > %(after)s "
+            f"{_tag_filter(query, params)} ORDER BY position LIMIT 1"
+        )
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, self._lock_key)
+                )
+                found = (conn.execute(check, params)).fetchone()
+                if found is None:
+                    cur = conn.execute(
+                        statement, append_params(stream_id, events, expected, placement)
+                    )
+                    rows = cur.fetchall()
+        except psycopg.errors.UniqueViolation as e:
+            stored = self._stored(events)
+            if stored:
+                return replayed_result(stream_id, events, expected, stored)
+            raise ConcurrencyError(stream_id, expected, self.stream_version(stream_id)) from e
+        except (psycopg.Error, PoolTimeout) as e:
+            raise self._errors.translate(e) from e
+        if found is not None:
+            stored = self._stored(events)
+            if stored:
+                return replayed_result(stream_id, events, expected, stored)
+            raise AppendConditionFailed(stream_id, after, int(found[0]))
+        last, visible, tombstoned, positions, gate_open = rows[0]
+        if tombstoned or not gate_open:
+            raise StreamDeleted(stream_id)
+        if positions is None:
+            stored = self._stored(events)
+            if stored:
+                return replayed_result(stream_id, events, expected, stored)
+            raise ConcurrencyError(stream_id, expected, last if visible else 0)
+        if self._notify:
+            self._query(_NOTIFY, (self._channel,))
+        self._wake()
+        return AppendResult(last + len(events), tuple(positions))
 
     def _appenders(self) -> tuple[int, int, int]:
         """(precise horizon, pid and transaction age in ms of the oldest append in flight).
