@@ -321,3 +321,25 @@ def test_the_command_refuses_a_missing_database(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "no evstore database at" in done.stderr
     assert not (tmp_path / "nope.db").exists()
+
+
+@pytest.mark.parametrize("name", ["memory", "postgresql", "mongodb", "nats"])
+def test_the_api_reads_every_backend(name: str, tmp_path: Path) -> None:
+    import importlib
+
+    module = importlib.import_module(f"tests.backends.{name}")
+    with module.factory(tmp_path) as factory, factory.connect() as store:
+        result = store.append("order-1", [evstore.NewEvent("Placed", {"total": 3})])
+        with store.subscribe(lambda e: None, name="audit") as sub:
+            assert sub.wait_until(result.positions[-1], timeout=30)
+        store.append(HOSTILE[0], [evstore.NewEvent(HOSTILE[1], {HOSTILE[2]: HOSTILE[3]})])
+        app = create_app(factory.connect_async(), close_store=True)
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            stats = client.get("/api/stats").json()
+            assert (stats["backend"], stats["stats"]["events"]) == (name, 2)
+            streams = client.get("/api/streams").json()["streams"]
+            assert sorted(s["stream_id"] for s in streams) == sorted(["order-1", HOSTILE[0]])
+            (event,) = client.get("/api/stream", params={"id": HOSTILE[0]}).json()["events"]
+            assert (event["type"], event["data"]) == (HOSTILE[1], {HOSTILE[2]: HOSTILE[3]})
+            subscriptions = client.get("/api/subscriptions").json()["subscriptions"]
+            assert [(s["name"], s["lag"]) for s in subscriptions] == [("audit", 1)]
