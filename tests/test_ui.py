@@ -272,12 +272,17 @@ def free_port() -> int:
         return port
 
 
-def test_the_command_serves_on_loopback(url: str, store: evstore.EventStore) -> None:
+@pytest.mark.parametrize("given", ["option", "environment"])
+def test_the_command_serves_on_loopback(url: str, store: evstore.EventStore, given: str) -> None:
     store.append("cli-1", [evstore.NewEvent("E", {})])
     port = free_port()
     command = [sys.executable, "-m", "evstore.cli", "ui", "--url", url, "--port", str(port)]
-    command += ["--token", "t0k"]
-    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    if given == "option":
+        command += ["--token", "t0k"]
+    else:
+        env["EVSTORE_UI_TOKEN"] = "t0k"
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -32,8 +32,10 @@ def _loopback(host: str) -> bool:
 @click.option(
     "--token",
     default=None,
+    envvar="EVSTORE_UI_TOKEN",
     help="Require this token on every request (?token=... or an X-Evstore-Token header); "
-    "'auto' makes one up. Required when --host is not a loopback address.",
+    "'auto' makes one up. Required when --host is not a loopback address. "
+    "[default: $EVSTORE_UI_TOKEN, which other users cannot read in the process list]",
 )
 @click.option(
     "--sample-interval",
