@@ -348,3 +348,26 @@ def test_the_api_reads_every_backend(name: str, tmp_path: Path) -> None:
             assert (event["type"], event["data"]) == (HOSTILE[1], {HOSTILE[2]: HOSTILE[3]})
             subscriptions = client.get("/api/subscriptions").json()["subscriptions"]
             assert [(s["name"], s["lag"]) for s in subscriptions] == [("audit", 1)]
+
+
+def test_a_store_of_several_partitions_follows_one_stream_live(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p4.db'}"
+    with evstore.connect(url, partitions=4) as store:
+        for i in range(8):
+            store.append(f"noise-{i}", [evstore.NewEvent("Noise", {})])
+        first = store.append("order-9", [evstore.NewEvent("Placed", {})])
+        app = create_app(evstore.connect_async(url), close_store=True)
+        with serving(app) as base, httpx.Client(base_url=base, timeout=30) as http:
+            assert http.get("/api/stats").json()["partitions"] == 4
+            (shown,) = http.get("/api/stream", params={"id": "order-9"}).json()["events"]
+            assert shown["partition"] == store.partition_of("order-9") == 3  # not 0
+            params = {"stream": "order-9", "after": shown["position"]}
+            params["partition"] = shown["partition"]
+            with http.stream("GET", "/api/live", params=params) as live:
+                lines = live.iter_lines()
+                for i in range(8):
+                    store.append(f"noise-{i}", [evstore.NewEvent("Noise", {})])
+                store.append("order-9", [evstore.NewEvent("Paid", {})])
+                (paid,) = read_events(lines, 1)
+        assert (paid["type"], paid["version"]) == ("Paid", 2)
+        assert first.positions[0] == shown["position"]
