@@ -359,3 +359,61 @@ def test_no_span_carries_data_or_metadata(telemetry: Telemetry, tmp_path: Path) 
     for span in spans:
         assert all(secret not in str(value) for value in attrs(span).values()), span.name
         assert secret not in span.name
+
+
+@pytest.mark.parametrize("name", ["memory", "sqlite", "postgresql"])
+def test_a_query_read_and_a_conditional_append_have_spans(
+    telemetry: Telemetry, name: str, tmp_path: Path
+) -> None:
+    module = importlib.import_module(f"tests.backends.{name}")
+    boundary = evstore.Query((evstore.QueryItem(tags=("course:c1",)),))
+    with module.factory(tmp_path) as factory, factory.connect() as store:
+        store.append("course-c1", [evstore.NewEvent("Defined", {}, tags=["course:c1"])])
+        read = store.read_query(boundary)
+        store.append("course-c1", [evstore.NewEvent("Joined", {}, tags=["course:c1"])])
+        with pytest.raises(evstore.AppendConditionFailed):
+            store.append(
+                "student-1",
+                [evstore.NewEvent("Joined", {}, tags=["course:c1"])],
+                condition=evstore.AppendCondition(boundary, after=read.head),
+            )
+    (query,) = telemetry.finished("read_query")
+    assert attrs(query) == {
+        "db.system.name": name,
+        "db.operation.name": "read_query",
+        "evstore.event.count": 1,
+        "evstore.outcome": "ok",
+    }
+    refused = telemetry.finished("append")[-1]
+    assert attrs(refused)["evstore.outcome"] == "conflict"
+    assert attrs(refused)["error.type"] == "AppendConditionFailed"
+
+
+def test_a_running_subscription_s_lag_is_a_gauge(telemetry: Telemetry, tmp_path: Path) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def handler(event: evstore.RecordedEvent) -> None:
+        started.set()
+        assert release.wait(30)
+
+    with evstore.connect(f"sqlite:///{tmp_path / 'lag.db'}") as store:
+        result = store.append("s-1", [evstore.NewEvent("E", {"i": i}) for i in range(4)])
+        with store.subscribe(handler, name="slow") as sub:
+            assert started.wait(30)
+            (lag,) = [
+                p
+                for p in telemetry.points("evstore.consumer.lag")
+                if p.attributes["messaging.consumer.group.name"] == "slow"
+            ]
+            assert lag.attributes["evstore.consumer.kind"] == "subscription"
+            assert lag.value == 4
+            release.set()
+            assert sub.wait_until(result.positions[-1], timeout=30)
+        assert (
+            not [  # a stopped subscription is no longer reported
+                p
+                for p in telemetry.points("evstore.consumer.lag")
+                if p.attributes["messaging.consumer.group.name"] == "slow"
+            ]
+        )

@@ -342,6 +342,15 @@ class AsyncEventStore:
         boundary). With ``limit`` the read stops at that many events and ``head`` is the
         last one's position.
         """
+        otel = active()
+        if otel is None:
+            return await self._read_query(query, after, limit)
+        with otel.operation("read_query", self._system) as op:
+            result = await self._read_query(query, after, limit)
+            op.count = len(result.events)
+            return result
+
+    async def _read_query(self, query: Query, after: int, limit: int | None) -> QueryResult:
         if not isinstance(query, Query):
             raise InvalidInput(f"query must be a Query, got {type(query).__name__}")
         backend = self._tagged()
