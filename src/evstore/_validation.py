@@ -12,6 +12,11 @@ from typing import Any
 from evstore.errors import InvalidInput
 
 MAX_ID_LENGTH = 255
+"""The longest name (tag, or stream id and type on a backend that states no limit), in
+characters."""
+MAX_NAME_BYTES = 65_535
+"""No backend stores a longer stream id or event type (UTF-8 bytes); each backend states
+its own limit (``max_name_bytes``), which the store applies."""
 MAX_INT = 2**63 - 1
 """The largest int stored anywhere (a 64-bit signed column on every backend)."""
 MAX_INT32 = 2**31 - 1
@@ -19,15 +24,13 @@ MAX_INT32 = 2**31 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def _name(value: object, what: str) -> str:
+def _name(value: object, what: str, maximum: int = MAX_ID_LENGTH) -> str:
     if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+        raise InvalidInput(f"{what} must be a str, got {type(value).__name__}: {value!r:.80}")
     if not value:
         raise InvalidInput(f"{what} must not be empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidInput(
-            f"{what} is {len(value)} characters long; at most {MAX_ID_LENGTH} are allowed"
-        )
+    if len(value) > maximum:
+        raise InvalidInput(f"{what} is {len(value)} characters long; at most {maximum} are allowed")
     if _CONTROL.search(value):
         raise InvalidInput(f"{what} {value!r} contains a control character; remove it")
     _utf8(value, what)
@@ -45,11 +48,11 @@ def _utf8(value: str, what: str) -> None:
 
 def category(value: object) -> str:
     """A category filter: a str (``""`` too: the category of ids that start with the
-    separator), at most 255 characters, no control characters."""
+    separator), at most 65,535 characters, no control characters."""
     if not isinstance(value, str):
         raise InvalidInput(f"category must be a str, got {type(value).__name__}: {value!r}")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidInput(f"category is {len(value)} characters long; at most {MAX_ID_LENGTH}")
+    if len(value) > MAX_NAME_BYTES:
+        raise InvalidInput(f"category is {len(value)} characters long; at most {MAX_NAME_BYTES}")
     if _CONTROL.search(value):
         raise InvalidInput(f"category {value!r} contains a control character; remove it")
     _utf8(value, "category")
@@ -57,8 +60,27 @@ def category(value: object) -> str:
 
 
 def stream_id(value: object) -> str:
-    """A stream id: a non-empty str of at most 255 characters, no control characters."""
-    return _name(value, "stream_id")
+    """A stream id: a non-empty str without control characters, at most 65,535 characters
+    (the store then applies its backend's limit: :func:`fits`)."""
+    return _name(value, "stream_id", MAX_NAME_BYTES)
+
+
+def fits(value: str, what: str, limit: int | None, backend: str) -> str:
+    """``value`` if ``backend`` stores it: at most ``limit`` UTF-8 bytes (None: the default
+    of a backend that states no limit, 255 characters)."""
+    if limit is None:
+        if len(value) > MAX_ID_LENGTH:
+            raise InvalidInput(
+                f"{what} is {len(value)} characters long; {backend} stores at most {MAX_ID_LENGTH}"
+            )
+        return value
+    size = len(value.encode("utf-8"))
+    if size > limit:
+        raise InvalidInput(
+            f"{what} is {size} bytes long in UTF-8; {backend} stores at most {limit} "
+            "(docs: README, Limits)"
+        )
+    return value
 
 
 def tags(value: object, what: str) -> tuple[str, ...]:
@@ -79,7 +101,7 @@ def names(value: object, what: str, one: Callable[[object], str]) -> tuple[str, 
 
 def event_type(value: object) -> str:
     """An event type name: like a stream id, and without surrounding white space."""
-    name = _name(value, "event type")
+    name = _name(value, "event type", MAX_NAME_BYTES)
     if name != name.strip():
         raise InvalidInput(f"event type {name!r} has leading or trailing white space")
     return name

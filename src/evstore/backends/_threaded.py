@@ -88,6 +88,12 @@ class ThreadedBackend(
         return await self._run(self.sync.append_many, appends)
 
     @property
+    def max_name_bytes(self) -> int | None:
+        """The wrapped backend's limit of stream ids and event types (None: none stated)."""
+        limit = getattr(self.sync, "max_name_bytes", None)
+        return limit if isinstance(limit, int) else None
+
+    @property
     def supports_tags(self) -> bool:
         """Whether the wrapped backend has the ``TaggedLog`` tier."""
         return bool(getattr(self.sync, "supports_tags", False))

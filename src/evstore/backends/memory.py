@@ -131,6 +131,7 @@ class MemoryBackend(
             return self._store(stream_id, stream, events, placement)
 
     supports_tags = True
+    max_name_bytes = 65_535  # stream ids and event types: no limit of its own; evstore's
 
     def read_tagged(self, query: TagQuery, after: int, limit: int) -> LogPage:
         d = self._d

@@ -1044,6 +1044,7 @@ class SQLiteBackend(
     # -- dynamic consistency boundaries (TaggedLog) -----------------------------------------
 
     supports_tags = True
+    max_name_bytes = 65_535  # TEXT keys have no limit of their own (long ones overflow pages)
 
     def read_tagged(self, query: TagQuery, after: int, limit: int) -> LogPage:
         where, params = _tag_sql(query, after)

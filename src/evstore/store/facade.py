@@ -179,6 +179,9 @@ class EventStore:
             locate(self._placement)
         self._closed = False
         self._system = system_name(backend)  # db.system.name of its spans and metrics
+        # The longest stream id / event type the backend stores (UTF-8 bytes; None: 255
+        # characters, the rule for a backend that states none).
+        self._max_name: int | None = getattr(backend, "max_name_bytes", None)
         watch_backend(backend)
 
     def __repr__(self) -> str:
@@ -240,6 +243,7 @@ class EventStore:
         """A valid stream id that this store may use (its tenant's, when it has one)."""
         check.stream_id(stream_id)
         assert isinstance(stream_id, str)
+        check.fits(stream_id, "stream_id", self._max_name, self._system)
         prefix = self._prefix
         if prefix and (not stream_id.startswith(prefix) or len(stream_id) == len(prefix)):
             raise InvalidInput(
@@ -250,7 +254,8 @@ class EventStore:
 
     def checkpoint_name(self, name: str) -> str:
         """The stored name of a subscription's checkpoint (tenant stores prefix it)."""
-        return f"{self._prefix}{check.stream_id(name)}"
+        stored = f"{self._prefix}{check.stream_id(name)}"
+        return check.fits(stored, "checkpoint name", self._max_name, self._system)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -289,6 +294,7 @@ class EventStore:
         self._writable(stream_id)
         expected = _expected(expected_version)
         pending = _pending(events)
+        self._fit_types(pending)
         placement = self._placement(stream_id)
         if condition is not None:
             if not isinstance(condition, AppendCondition):
@@ -313,6 +319,11 @@ class EventStore:
             hidden = e.event_id
         # Raised outside the except block: not even __context__ names the other stream.
         raise DuplicateEventId(hidden, "elsewhere in the store")
+
+    def _fit_types(self, pending: Sequence[PendingEvent]) -> None:
+        """Every event type within the backend's limit (checked once per distinct type)."""
+        for type_ in {e.type for e in pending}:
+            check.fits(type_, "event type", self._max_name, self._system)
 
     # -- dynamic consistency boundaries ----------------------------------------------------
 
@@ -394,6 +405,8 @@ class EventStore:
 
     def _append_many(self, appends: Sequence[Any]) -> list[AppendResult]:
         parts = self._pending_appends(appends)
+        for part in parts:
+            self._fit_types(part.events)
         if any(e.tags for part in parts for e in part.events):
             self._tagged()
         if not self._prefix:

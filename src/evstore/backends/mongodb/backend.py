@@ -264,6 +264,10 @@ class MongoBackend(
 ):
     """Streams, the global log, snapshots and checkpoints in one MongoDB database."""
 
+    # Stream ids and types are indexed values; MongoDB >= 4.2 has no index key limit, and
+    # this is the length tested on SecantusDB.
+    max_name_bytes = 4_096
+
     def __init__(
         self,
         client: MongoClient[dict[str, Any]],

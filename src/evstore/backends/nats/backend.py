@@ -57,6 +57,10 @@ class NatsBackend(
     partitions is known, and a count other than the recorded one refused, when it opens.
     """
 
+    # A stream id becomes one subject token (3 characters a byte outside [A-Za-z0-9_-]):
+    # 1,020 bytes (255 four-byte characters) is the length tested to fit a subject.
+    max_name_bytes = 1_020
+
     def __init__(self, backend: AsyncNatsBackend) -> None:
         self.backend = backend
         self._loop = asyncio.new_event_loop()

@@ -198,6 +198,10 @@ class AsyncNatsBackend(
     existing store with the count it records (see :meth:`open`; 1 for a new store).
     """
 
+    # A stream id becomes one subject token (3 characters a byte outside [A-Za-z0-9_-]):
+    # 1,020 bytes (255 four-byte characters) is the length tested to fit a subject.
+    max_name_bytes = 1_020
+
     def __init__(
         self,
         servers: list[str],

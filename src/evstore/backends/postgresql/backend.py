@@ -791,6 +791,9 @@ class PostgresBackend(
     # -- dynamic consistency boundaries (TaggedLog) -----------------------------------------
 
     supports_tags = True
+    # A B-tree entry holds at most 2,704 bytes: (stream_id, version), (type, occurred_at),
+    # (category, position) and the names' primary keys stay below that.
+    max_name_bytes = 2_048
 
     def read_tagged(self, query: TagQuery, after: int, limit: int) -> LogPage:
         if not self._ready:
