@@ -315,7 +315,12 @@ class AsyncNatsBackend(
     async def _log_info(self) -> dict[str, Any] | None:
         """``STREAM.INFO`` of partition 0's stream (which records P), None if none."""
         try:
-            return await self._api(f"STREAM.INFO.{self.names.logs[0]}")
+            # On a cluster the question about a stream that does not exist yet sometimes
+            # goes unanswered (seen: 1 in 8 new stores waited out a 5 s timeout): ask
+            # again soon rather than wait request_timeout.
+            return await self._api(
+                f"STREAM.INFO.{self.names.logs[0]}", timeout=min(self._timeout, 1.0)
+            )
         except _ServerError as e:
             if e.err_code == STREAM_NOT_FOUND:
                 return None
@@ -343,9 +348,8 @@ class AsyncNatsBackend(
 
     async def _create_streams(self) -> None:
         js = self._client().jetstream(timeout=self._timeout)
-        # Partition 0's stream records P: it is created last, so a client that finds it
-        # finds every other partition's stream too.
-        for p in reversed(range(self.log_partitions)):
+
+        async def create(p: int) -> None:
             await self._ensure(
                 js.add_stream(
                     StreamConfig(
@@ -363,6 +367,12 @@ class AsyncNatsBackend(
                 )
             )
 
+        # The other partitions' streams together (each is a round trip through the
+        # cluster's meta leader), then partition 0's, which records P: a client that finds
+        # it finds every other partition's stream too.
+        await asyncio.gather(*(create(p) for p in range(1, self.log_partitions)))
+        await create(0)
+
     async def _spread_leaders(self) -> None:
         """Give partition ``j``'s stream the leader ``nodes[j % len(nodes)]``.
 
@@ -376,10 +386,10 @@ class AsyncNatsBackend(
         infos = await asyncio.gather(*(self._api(f"STREAM.INFO.{log}") for log in logs))
         peers = [_peers(info) for info in infos]
         nodes = sorted(set().union(*peers))
-        moved = []
+        moved: list[str] = []
         for j, (log, info) in enumerate(zip(logs, infos, strict=True)):
             target = nodes[j % len(nodes)]
-            if info.get("cluster", {}).get("leader") != target and target in peers[j]:
+            if _leader(info) != target and target in peers[j]:
                 with contextlib.suppress(_ServerError):
                     await self._api(
                         f"STREAM.LEADER.STEPDOWN.{log}", {"placement": {"preferred": target}}
@@ -404,18 +414,23 @@ class AsyncNatsBackend(
 
     async def _create_buckets(self) -> None:
         js = self._client().jetstream(timeout=self._timeout)
-        for bucket in (self.names.snapshots, self.names.checkpoints, self.names.dead_letters):
-            await self._ensure(
-                js.create_key_value(
-                    KeyValueConfig(
-                        bucket=bucket,
-                        history=1,
-                        storage=StorageType.FILE,
-                        replicas=self._replicas,
-                        direct=True,
+        buckets = (self.names.snapshots, self.names.checkpoints, self.names.dead_letters)
+        await asyncio.gather(
+            *(
+                self._ensure(
+                    js.create_key_value(
+                        KeyValueConfig(
+                            bucket=bucket,
+                            history=1,
+                            storage=StorageType.FILE,
+                            replicas=self._replicas,
+                            direct=True,
+                        )
                     )
                 )
+                for bucket in buckets
             )
+        )
 
     @staticmethod
     async def _ensure(creation: Awaitable[Any]) -> None:
@@ -457,16 +472,22 @@ class AsyncNatsBackend(
     # -- requests --------------------------------------------------------------------------
 
     async def _request(
-        self, subject: str, payload: bytes = b"", headers: dict[str, str] | None = None
+        self,
+        subject: str,
+        payload: bytes = b"",
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Msg:
         return await self._client().request(
-            subject, payload, timeout=self._timeout, headers=headers
+            subject, payload, timeout=timeout or self._timeout, headers=headers
         )
 
-    async def _api(self, subject: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def _api(
+        self, subject: str, request: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
         """A JetStream API call; error answers raise ``_ServerError``."""
         body = b"" if request is None else orjson.dumps(request)
-        reply = await self._request(f"$JS.API.{subject}", body)
+        reply = await self._request(f"$JS.API.{subject}", body, timeout=timeout)
         return _answer(reply)
 
     async def _direct_get(self, stream: str, request: dict[str, Any]) -> Msg | None:
