@@ -502,3 +502,35 @@ def test_server_restart_loses_nothing_acknowledged_and_delivers_nothing_twice(ur
         assert checkpoint is not None
         assert all(e.position > checkpoint for e in resumed)
         assert not {str(e.event_id) for e in resumed} & set(delivered)
+
+
+def test_an_emission_after_read_model_writes_never_sits_below_an_earlier_version(
+    url: str,
+) -> None:
+    """A process manager's handler writes its read model first (its transaction takes an
+    id), then a younger transaction appends to the stream it emits to and commits: the
+    emitted event would get a lower position than that earlier version. The backend
+    notices, rolls the batch back and runs it again; the stream's positions follow its
+    versions."""
+    with evstore.connect(url) as store, evstore.connect(url) as other:
+        store.append("order-1", [evstore.NewEvent("Placed", {})])
+        attempts: list[int] = []
+
+        def setup(tx: Any) -> None:
+            tx.execute("CREATE TABLE IF NOT EXISTS seen (id text PRIMARY KEY)")
+
+        def handle(event: evstore.RecordedEvent, outbox: evstore.Outbox) -> None:
+            attempts.append(1)
+            outbox.tx.execute(  # the read model first: the transaction gets its id here
+                "INSERT INTO seen VALUES (%s) ON CONFLICT DO NOTHING", (str(event.event_id),)
+            )
+            if len(attempts) == 1:  # a younger transaction appends and commits meanwhile
+                other.append("ship-1", [evstore.NewEvent("Requested", {"by": "other"})])
+            outbox.append("ship-1", [evstore.NewEvent("Requested", {"by": "manager"})])
+
+        manager = evstore.ProcessManager(store, "shipper", handle, setup=setup, category="order")
+        assert manager.catch_up() == 1
+        assert len(attempts) == 2  # the first batch was rolled back and run again
+        events = store.get_events("ship-1")
+        assert [(e.version, e.data["by"]) for e in events] == [(1, "other"), (2, "manager")]
+        assert events[0].position < events[1].position

@@ -39,6 +39,8 @@ NAMES = {
     "AsyncPartitionedLog": "PartitionedLog",
     "AsyncTruncatableLog": "TruncatableLog",
     "AsyncTaggedLog": "TaggedLog",
+    "AsyncCheckpointedAppends": "CheckpointedAppends",
+    "AsyncProcessManager": "ProcessManager",
     "AsyncRetentionView": "RetentionView",
     "AsyncRepository": "Repository",
     "AsyncProjection": "Projection",

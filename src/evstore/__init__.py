@@ -32,6 +32,9 @@ from evstore._types import (
 )
 from evstore.domain.aggregate import Aggregate, applies
 from evstore.domain.cache import CacheStats, LRUCache
+from evstore.domain.outbox import Outbox
+from evstore.domain.process import ProcessManager
+from evstore.domain.process_async import AsyncProcessManager
 from evstore.domain.projection import Projection
 from evstore.domain.projection_async import AsyncProjection
 from evstore.domain.readmodel import ReadModel, Sql, handles
@@ -74,6 +77,7 @@ __all__ = [
     "AppendRequest",
     "AppendResult",
     "AsyncEventStore",
+    "AsyncProcessManager",
     "AsyncProjection",
     "AsyncRepository",
     "AsyncSubscription",
@@ -90,7 +94,9 @@ __all__ = [
     "LogCursor",
     "LRUCache",
     "NewEvent",
+    "Outbox",
     "Partitioning",
+    "ProcessManager",
     "Projection",
     "Query",
     "QueryItem",

@@ -29,12 +29,14 @@ from evstore.spi._model import (
 from evstore.spi.backend import (
     Backend,
     TaggedLog,
+    CheckpointedAppends,
     TransactionalBackend,
     TransactionalCheckpoints,
     TruncatableLog,
 )
 from evstore.spi.backend_async import (
     AsyncBackend,
+    AsyncCheckpointedAppends,
     AsyncCheckpointStore,
     AsyncDeadLetterStore,
     AsyncEventLog,
@@ -50,13 +52,14 @@ T = TypeVar("T")
 def threaded(backend: Backend, *, workers: int = 8) -> AsyncBackend:
     """The asyncio face of ``backend``, with the optional tiers it has."""
     truncates = isinstance(backend, TruncatableLog)
+    cls: type[ThreadedBackend]
     if isinstance(backend, TransactionalCheckpoints):
-        if truncates:
-            return ThreadedTransactionalTruncatableBackend(backend, workers=workers)
-        return ThreadedTransactionalBackend(backend, workers=workers)
-    if truncates:
-        return ThreadedTruncatableBackend(backend, workers=workers)
-    return ThreadedBackend(backend, workers=workers)
+        cls = ThreadedTransactionalTruncatableBackend if truncates else ThreadedTransactionalBackend
+    else:
+        cls = ThreadedTruncatableBackend if truncates else ThreadedBackend
+    if isinstance(backend, CheckpointedAppends):
+        cls = _with_checkpointed_appends(cls)
+    return cls(backend, workers=workers)
 
 
 class ThreadedBackend(
@@ -211,22 +214,12 @@ class ThreadedTransactionalBackend(ThreadedBackend, AsyncTransactionalCheckpoint
     async def run_with_checkpoint(
         self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
     ) -> bool:
-        loop = asyncio.get_running_loop()
-
-        def work_in_thread(tx: Any) -> Any:
-            result = work(tx)
-            if inspect.isawaitable(result):
-                # An async handler runs on the event loop while this worker thread holds
-                # the transaction open; the loop is free, it only awaits this thread.
-                return asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
-            return result
-
         return await self._run(
             self.transactional.run_with_checkpoint,
             name,
             expected,
             position,
-            work_in_thread,
+            _in_thread(work),
         )
 
 
@@ -245,6 +238,39 @@ class ThreadedTruncatableBackend(_Truncation):
 
 class ThreadedTransactionalTruncatableBackend(_Truncation, ThreadedTransactionalBackend):
     """A threaded backend with the transactional and the ``TruncatableLog`` tiers."""
+
+
+class _CheckpointedAppends(ThreadedBackend, AsyncCheckpointedAppends):
+    """``append_with_checkpoint`` of a sync backend that has the tier, in a worker thread."""
+
+    async def append_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> list[AppendResult] | None:
+        emit = self.sync.append_with_checkpoint  # type: ignore[attr-defined]
+        results: list[AppendResult] | None = await self._run(
+            emit, name, expected, position, _in_thread(work)
+        )
+        return results
+
+
+@functools.cache
+def _with_checkpointed_appends(cls: type[ThreadedBackend]) -> type[ThreadedBackend]:
+    """``cls`` with the ``CheckpointedAppends`` tier added."""
+    return type(f"{cls.__name__}WithAppends", (_CheckpointedAppends, cls), {})
+
+
+def _in_thread(work: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``work`` for a worker thread that holds a transaction: an async ``work`` runs on the
+    event loop (which is free: it only awaits this thread) and its result comes back."""
+    loop = asyncio.get_running_loop()
+
+    def run(tx: Any) -> Any:
+        result = work(tx)
+        if inspect.isawaitable(result):
+            return asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+        return result
+
+    return run
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 
 from evstore._types import AppendResult, ExpectedVersion
@@ -37,6 +38,7 @@ from evstore.spi._model import (
     tags_of,
 )
 from evstore.spi.backend import (
+    CheckpointedAppends,
     CheckpointStore,
     DeadLetterStore,
     EventLog,
@@ -92,6 +94,7 @@ class MemoryBackend(
     Operations,
     PartitionedLog,
     TruncatableLog,
+    CheckpointedAppends,
 ):
     """Events in Python lists, guarded by one lock."""
 
@@ -163,25 +166,43 @@ class MemoryBackend(
             return self.append(stream_id, events, expected, placement)
 
     def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        with self._d.lock:
+            return self._append_many_locked(appends)
+
+    def append_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> list[AppendResult] | None:
+        """``work(None)`` runs first, outside the lock (no read model shares a transaction
+        here, and the handler may read the store); then, under the lock, the compare-and-set,
+        the appends and the checkpoint happen together."""
+        appends = work(None) or []
         d = self._d
         with d.lock:
-            stored = [
-                d.by_event_id[e.event_id]
-                for a in appends
-                for e in a.events
-                if e.event_id in d.by_event_id
-            ]
-            if stored:
-                return replayed_results(appends, stored)
-            streams = []
-            for a in appends:  # every check before the first write
-                stream = self._live(a.stream_id) or _Stream()
-                check_expected(a.stream_id, a.expected, stream.last_version, stream.visible)
-                streams.append(stream)
-            return [
-                self._store(a.stream_id, stream, a.events, a.placement)
-                for a, stream in zip(appends, streams, strict=True)
-            ]
+            if d.checkpoints.get(name) != expected:
+                return None
+            results = self._append_many_locked(appends) if appends else []
+            d.checkpoints[name] = position
+            return results
+
+    def _append_many_locked(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        d = self._d
+        stored = [
+            d.by_event_id[e.event_id]
+            for a in appends
+            for e in a.events
+            if e.event_id in d.by_event_id
+        ]
+        if stored:
+            return replayed_results(appends, stored)
+        streams = []
+        for a in appends:  # every check before the first write
+            stream = self._live(a.stream_id) or _Stream()
+            check_expected(a.stream_id, a.expected, stream.last_version, stream.visible)
+            streams.append(stream)
+        return [
+            self._store(a.stream_id, stream, a.events, a.placement)
+            for a, stream in zip(appends, streams, strict=True)
+        ]
 
     def _store(
         self,

@@ -77,6 +77,7 @@ from evstore.spi._model import (
     tags_of,
 )
 from evstore.spi.backend import (
+    CheckpointedAppends,
     DeadLetterStore,
     EventLog,
     Operations,
@@ -539,6 +540,7 @@ class SQLiteBackend(
     Operations,
     PartitionedLog,
     TruncatableLog,
+    CheckpointedAppends,
 ):
     """Events in a SQLite file in WAL mode, shared safely by threads and processes."""
 
@@ -1227,14 +1229,32 @@ class SQLiteBackend(
         The write lock (``BEGIN IMMEDIATE``) is taken before the checkpoint is compared, so
         two instances of one projection cannot both apply the same events.
         """
+        return self._checkpointed(name, expected, position, work, emits=False) is not None
+
+    def append_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> list[AppendResult] | None:
+        """``run_with_checkpoint`` whose ``work`` returns appends for the same transaction."""
+        return self._checkpointed(name, expected, position, work, emits=True)
+
+    def _checkpointed(
+        self,
+        name: str,
+        expected: int | None,
+        position: int,
+        work: Callable[[Any], Any],
+        *,
+        emits: bool,
+    ) -> list[AppendResult] | None:
         failure: BaseException | None = None
+        results: list[AppendResult] = []
         with self._write(batch=True) as db:
             row = db.execute("SELECT position FROM checkpoints WHERE name = ?", (name,)).fetchone()
             if (None if row is None else int(row[0])) != expected:
                 db.execute("ROLLBACK")
-                return False
+                return None
             try:
-                work(db)
+                appends = work(db)
                 if not db.in_transaction:
                     raise InvalidInput(
                         f"projection {name!r}: the handler ended the transaction; it must "
@@ -1247,13 +1267,17 @@ class SQLiteBackend(
                 if db.in_transaction:
                     db.execute("ROLLBACK")
             else:
+                if emits and appends:
+                    results = self._append_many_in(db, appends)
                 db.execute(
                     "INSERT OR REPLACE INTO checkpoints (name, position) VALUES (?, ?)",
                     (name, position),
                 )
         if failure is not None:
             raise failure
-        return True
+        if results:
+            self._wakeup.notify()
+        return results
 
     # -- dead letters ----------------------------------------------------------------------
 

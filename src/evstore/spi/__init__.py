@@ -31,6 +31,7 @@ from evstore.spi._model import (
 )
 from evstore.spi.backend import (
     Backend,
+    CheckpointedAppends,
     CheckpointStore,
     DeadLetterStore,
     EventLog,
@@ -45,6 +46,7 @@ from evstore.spi.backend import (
 from evstore.spi.backend_async import (
     STATS_KEYS,
     AsyncBackend,
+    AsyncCheckpointedAppends,
     AsyncCheckpointStore,
     AsyncDeadLetterStore,
     AsyncEventLog,
@@ -60,6 +62,7 @@ from evstore.spi.backend_async import (
 __all__ = [
     "STATS_KEYS",
     "AsyncBackend",
+    "AsyncCheckpointedAppends",
     "AsyncCheckpointStore",
     "AsyncDeadLetterStore",
     "AsyncEventLog",
@@ -71,6 +74,7 @@ __all__ = [
     "AsyncTransactionalCheckpoints",
     "AsyncTruncatableLog",
     "Backend",
+    "CheckpointedAppends",
     "CheckpointStore",
     "DeadLetter",
     "DeadLetterStore",

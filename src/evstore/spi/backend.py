@@ -16,6 +16,8 @@ protocol of its own and each with its own contract class in :mod:`evstore.testin
 - :class:`Operations`: listings and counts for operators (``OperationsContract``).
 - :class:`PartitionedLog`, optional: ``P > 1`` log partitions, each a log with positions
   of its own (the whole contract run with ``partitions=16``).
+- :class:`CheckpointedAppends`, optional: events appended in the transaction that
+  moves a checkpoint (process managers; ``ProcessManagerContract``);
 - :class:`TruncatableLog`, optional: physically remove the oldest events of a stream
   (what ``scavenge`` of :mod:`evstore.ops.retention` needs; ``tests/test_retention.py``).
 
@@ -55,6 +57,7 @@ __all__ = [
     "SnapshotStore",
     "TaggedLog",
     "TransactionalBackend",
+    "CheckpointedAppends",
     "TransactionalCheckpoints",
     "TruncatableLog",
 ]
@@ -223,6 +226,36 @@ class TransactionalCheckpoints(CheckpointStore, Protocol):
         the very same exception, untranslated, even when it is a driver error (the caller's
         own SQL failed); only failures of the backend's own statements are translated
         (``BackendUnavailable``). ``get_checkpoint(name)`` reads the value stored here.
+        """
+        ...
+
+
+@runtime_checkable
+class CheckpointedAppends(Protocol):
+    """Optional: append events in the transaction that moves a checkpoint.
+
+    What makes a process manager exactly-once: the events a handler emits for a batch and
+    the checkpoint past that batch commit together or not at all. Offer it where one
+    transaction covers appends and checkpoints (memory, SQLite, PostgreSQL, MongoDB).
+    """
+
+    def append_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> list[AppendResult] | None:
+        """Like ``run_with_checkpoint``, with ``work``'s appends in the same transaction.
+
+        In one transaction: compare checkpoint ``name`` with ``expected`` (return None,
+        having done nothing, when it differs: another instance moved it); call ``work(tx)``
+        (await it when it returns an awaitable) with the transaction's native handle, as
+        ``run_with_checkpoint`` does (``None`` on a backend whose read models cannot share
+        the transaction, such as memory, which may call ``work`` before its critical
+        section); ``work`` returns the :class:`~evstore.spi._model.PendingAppend` rows to
+        store (or None), which are appended as ``append_many`` appends them (all or
+        nothing; a repeat of stored events returns their original results); store
+        ``position`` as the checkpoint; commit; return the results (``[]`` for no appends).
+        An error of ``work`` goes back unchanged; an append's error (``ConcurrencyError``,
+        ``StreamDeleted``, ``DuplicateEventId``) is raised; either way nothing is stored
+        and the checkpoint does not move.
         """
         ...
 

@@ -14,6 +14,11 @@ python -m evstore.testing._worker group-member URL NAME I/N OUT
     member I of consumer group NAME of N: subscribe(name=NAME, partition=(I, N)), write
     "partition position stream version" per delivered event to OUT (flushed), print
     "ready" once started, and exit when everything stored has been handled.
+python -m evstore.testing._worker process-manager URL NAME CATEGORY IDS
+    process manager NAME over CATEGORY: for each event, emit one "Emitted" event (data:
+    the cause's event id) to stream "emitted-NAME", with random ids or, with IDS =
+    "derived", ids derived from the cause; print "ready", then handle slowly for ever
+    (the parent kills it).
 """
 
 from __future__ import annotations
@@ -80,9 +85,28 @@ def projection_member(url: str, name: str, member: str) -> None:
         projection.catch_up()
 
 
+def process_manager(url: str, name: str, category: str, ids: str) -> None:
+    with evstore.connect(url) as store:
+
+        def handle(event: evstore.RecordedEvent, outbox: evstore.Outbox) -> None:
+            emitted = evstore.NewEvent("Emitted", {"cause": str(event.event_id)})
+            if ids == "derived":
+                emitted = evstore.NewEvent("Emitted", emitted.data, event_id=outbox.event_id(event))
+            outbox.append(f"emitted-{name}", [emitted])
+            time.sleep(0.003)  # slow enough to be killed in the middle of a batch
+
+        manager = evstore.ProcessManager(store, name, handle, batch_size=10, category=category)
+        print("ready", flush=True)
+        while True:
+            manager.catch_up()
+            time.sleep(0.01)
+
+
 def main(argv: list[str]) -> None:
     command, url, stream, number = argv[:4]
-    if command == "group-member":
+    if command == "process-manager":
+        process_manager(url, stream, number, argv[4])
+    elif command == "group-member":
         group_member(url, stream, number, argv[4])
     elif command == "projection-member":
         projection_member(url, stream, number)

@@ -19,6 +19,7 @@ from evstore.testing._concurrency_contract import ConcurrencyContract
 from evstore.testing._group_contract import ConsumerGroupContract
 from evstore.testing._input_contract import InputContract
 from evstore.testing._multi_append_contract import MultiAppendContract
+from evstore.testing._process_contract import ProcessManagerContract
 from evstore.testing._projection_contract import ProjectionContract
 from evstore.testing._read_contract import (
     DeleteContract,
@@ -66,6 +67,7 @@ class EventLogContract(
     ConsumerGroupContract,
     AsyncContract,
     ProjectionContract,
+    ProcessManagerContract,
     RecordedAtContract,
     InputContract,
 ):

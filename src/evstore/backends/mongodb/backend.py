@@ -113,6 +113,7 @@ from evstore.spi._model import (
     replayed_results,
 )
 from evstore.spi.backend import (
+    CheckpointedAppends,
     DeadLetterStore,
     EventLog,
     Operations,
@@ -261,6 +262,7 @@ class MongoBackend(
     Operations,
     PartitionedLog,
     TruncatableLog,
+    CheckpointedAppends,
 ):
     """Streams, the global log, snapshots and checkpoints in one MongoDB database."""
 
@@ -515,42 +517,10 @@ class MongoBackend(
         """Every part in one transaction, across log partitions too: one ``$inc`` per
         partition touched (each counter serializes its partition's appends, so an append
         spanning k partitions contends with the appends of all k)."""
-        counts: dict[int, int] = {}
-        for a in appends:
-            part = a.placement.log_partition
-            counts[part] = counts.get(part, 0) + len(a.events)
         events = [e for a in appends for e in a.events]
 
         def body(session: ClientSession) -> list[AppendResult]:
-            ends: dict[int, int] = {}
-            for part in sorted(counts):
-                counter = self._db.counters.find_one_and_update(
-                    {"_id": _counter_id(part)},
-                    {"$inc": {"value": counts[part]}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                    session=session,
-                )
-                assert counter is not None  # upsert with ReturnDocument.AFTER
-                ends[part] = int(counter["value"]) - counts[part]  # the last position before
-            if self._sharded and self._db.events.find_one(
-                {"event_id": {"$in": [e.event_id for e in events]}}, {"_id": 1}, session=session
-            ):
-                raise DuplicateKeyError("event_id already stored", 11000)
-            lasts = []
-            for a in appends:  # every check before the first write
-                stream = self._db.streams.find_one({"_id": a.stream_id}, session=session)
-                last, visible, _ = _state(stream, a.stream_id)
-                check_expected(a.stream_id, a.expected, last, visible)
-                lasts.append(last)
-            results = []
-            for a, last in zip(appends, lasts, strict=True):
-                part = a.placement.log_partition
-                start, ends[part] = ends[part], ends[part] + len(a.events)
-                self._insert(session, a, last, start)
-                positions = tuple(range(start + 1, start + len(a.events) + 1))
-                results.append(AppendResult(last + len(a.events), positions, part))
-            return results
+            return self._append_many_in(session, appends)
 
         with self._errors():
             try:
@@ -576,6 +546,45 @@ class MongoBackend(
                     version = self.stream_version(a.stream_id)
                     check_expected(a.stream_id, a.expected, version, version > 0)
                 raise
+
+    def _append_many_in(
+        self, session: ClientSession, appends: Sequence[PendingAppend]
+    ) -> list[AppendResult]:
+        """Every part of a multi-stream append inside the session's transaction."""
+        counts: dict[int, int] = {}
+        for a in appends:
+            part = a.placement.log_partition
+            counts[part] = counts.get(part, 0) + len(a.events)
+        events = [e for a in appends for e in a.events]
+        ends: dict[int, int] = {}
+        for part in sorted(counts):
+            counter = self._db.counters.find_one_and_update(
+                {"_id": _counter_id(part)},
+                {"$inc": {"value": counts[part]}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            assert counter is not None  # upsert with ReturnDocument.AFTER
+            ends[part] = int(counter["value"]) - counts[part]  # the last position before
+        if self._sharded and self._db.events.find_one(
+            {"event_id": {"$in": [e.event_id for e in events]}}, {"_id": 1}, session=session
+        ):
+            raise DuplicateKeyError("event_id already stored", 11000)
+        lasts = []
+        for a in appends:  # every check before the first write
+            stream = self._db.streams.find_one({"_id": a.stream_id}, session=session)
+            last, visible, _ = _state(stream, a.stream_id)
+            check_expected(a.stream_id, a.expected, last, visible)
+            lasts.append(last)
+        results = []
+        for a, last in zip(appends, lasts, strict=True):
+            part = a.placement.log_partition
+            start, ends[part] = ends[part], ends[part] + len(a.events)
+            self._insert(session, a, last, start)
+            positions = tuple(range(start + 1, start + len(a.events) + 1))
+            results.append(AppendResult(last + len(a.events), positions, part))
+        return results
 
     def _insert(
         self, session: ClientSession, a: PendingAppend, last: int, start: int
@@ -831,8 +840,25 @@ class MongoBackend(
         database (``session.client[...]``). The checkpoint is written first, so a second
         instance of the projection conflicts at once and then sees the moved checkpoint.
         """
+        return self._checkpointed(name, expected, position, work, emits=False) is not None
 
-        def body(session: ClientSession) -> bool:
+    def append_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> list[AppendResult] | None:
+        """``run_with_checkpoint`` whose ``work`` returns appends for the same transaction
+        (stored ids are looked up first, in the transaction: a repeat returns them)."""
+        return self._checkpointed(name, expected, position, work, emits=True)
+
+    def _checkpointed(
+        self,
+        name: str,
+        expected: int | None,
+        position: int,
+        work: Callable[[Any], Any],
+        *,
+        emits: bool,
+    ) -> list[AppendResult] | None:
+        def body(session: ClientSession) -> list[AppendResult] | None:
             before = self._db.checkpoints.find_one_and_update(
                 {"_id": name},
                 {"$set": {"position": position}},
@@ -842,9 +868,9 @@ class MongoBackend(
             )
             if (None if before is None else int(before["position"])) != expected:
                 session.abort_transaction()
-                return False
+                return None
             try:
-                _sio.call(work, session)
+                appends = _sio.call(work, session)
             except Exception as e:
                 raise _WorkFailed(e) from e
             if not session.in_transaction:
@@ -852,15 +878,24 @@ class MongoBackend(
                     f"projection {name!r}: the handler ended the transaction; it must not "
                     "commit or abort the session it is given"
                 )
-            return True
+            if not (emits and appends):
+                return []
+            ids = [e.event_id for a in appends for e in a.events]
+            cursor = self._db.events.find({"event_id": {"$in": ids}}, _FIELDS, session=session)
+            stored = [_record(doc) for doc in cursor.to_list()]
+            if stored:
+                return replayed_results(appends, stored)
+            return self._append_many_in(session, appends)
 
         try:
             with self._errors():
-                done: bool = self._transaction(body)
-                return done
+                results: list[AppendResult] | None = self._transaction(body)
         except _WorkFailed as e:
             # The caller's own error goes back unchanged, not translated.
             raise e.error from None
+        if results:
+            self._wake()
+        return results
 
     def park(self, letter: DeadLetter) -> None:
         with self._errors():

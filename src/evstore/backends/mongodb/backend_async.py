@@ -111,6 +111,7 @@ from evstore.spi._model import (
     replayed_results,
 )
 from evstore.spi.backend_async import (
+    AsyncCheckpointedAppends,
     AsyncDeadLetterStore,
     AsyncEventLog,
     AsyncOperations,
@@ -259,6 +260,7 @@ class AsyncMongoBackend(
     AsyncOperations,
     AsyncPartitionedLog,
     AsyncTruncatableLog,
+    AsyncCheckpointedAppends,
 ):
     """Streams, the global log, snapshots and checkpoints in one MongoDB database."""
 
@@ -513,42 +515,10 @@ class AsyncMongoBackend(
         """Every part in one transaction, across log partitions too: one ``$inc`` per
         partition touched (each counter serializes its partition's appends, so an append
         spanning k partitions contends with the appends of all k)."""
-        counts: dict[int, int] = {}
-        for a in appends:
-            part = a.placement.log_partition
-            counts[part] = counts.get(part, 0) + len(a.events)
         events = [e for a in appends for e in a.events]
 
         async def body(session: AsyncClientSession) -> list[AppendResult]:
-            ends: dict[int, int] = {}
-            for part in sorted(counts):
-                counter = await self._db.counters.find_one_and_update(
-                    {"_id": _counter_id(part)},
-                    {"$inc": {"value": counts[part]}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                    session=session,
-                )
-                assert counter is not None  # upsert with ReturnDocument.AFTER
-                ends[part] = int(counter["value"]) - counts[part]  # the last position before
-            if self._sharded and await self._db.events.find_one(
-                {"event_id": {"$in": [e.event_id for e in events]}}, {"_id": 1}, session=session
-            ):
-                raise DuplicateKeyError("event_id already stored", 11000)
-            lasts = []
-            for a in appends:  # every check before the first write
-                stream = await self._db.streams.find_one({"_id": a.stream_id}, session=session)
-                last, visible, _ = _state(stream, a.stream_id)
-                check_expected(a.stream_id, a.expected, last, visible)
-                lasts.append(last)
-            results = []
-            for a, last in zip(appends, lasts, strict=True):
-                part = a.placement.log_partition
-                start, ends[part] = ends[part], ends[part] + len(a.events)
-                await self._insert(session, a, last, start)
-                positions = tuple(range(start + 1, start + len(a.events) + 1))
-                results.append(AppendResult(last + len(a.events), positions, part))
-            return results
+            return await self._append_many_in(session, appends)
 
         async with self._errors():
             try:
@@ -574,6 +544,45 @@ class AsyncMongoBackend(
                     version = await self.stream_version(a.stream_id)
                     check_expected(a.stream_id, a.expected, version, version > 0)
                 raise
+
+    async def _append_many_in(
+        self, session: AsyncClientSession, appends: Sequence[PendingAppend]
+    ) -> list[AppendResult]:
+        """Every part of a multi-stream append inside the session's transaction."""
+        counts: dict[int, int] = {}
+        for a in appends:
+            part = a.placement.log_partition
+            counts[part] = counts.get(part, 0) + len(a.events)
+        events = [e for a in appends for e in a.events]
+        ends: dict[int, int] = {}
+        for part in sorted(counts):
+            counter = await self._db.counters.find_one_and_update(
+                {"_id": _counter_id(part)},
+                {"$inc": {"value": counts[part]}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            assert counter is not None  # upsert with ReturnDocument.AFTER
+            ends[part] = int(counter["value"]) - counts[part]  # the last position before
+        if self._sharded and await self._db.events.find_one(
+            {"event_id": {"$in": [e.event_id for e in events]}}, {"_id": 1}, session=session
+        ):
+            raise DuplicateKeyError("event_id already stored", 11000)
+        lasts = []
+        for a in appends:  # every check before the first write
+            stream = await self._db.streams.find_one({"_id": a.stream_id}, session=session)
+            last, visible, _ = _state(stream, a.stream_id)
+            check_expected(a.stream_id, a.expected, last, visible)
+            lasts.append(last)
+        results = []
+        for a, last in zip(appends, lasts, strict=True):
+            part = a.placement.log_partition
+            start, ends[part] = ends[part], ends[part] + len(a.events)
+            await self._insert(session, a, last, start)
+            positions = tuple(range(start + 1, start + len(a.events) + 1))
+            results.append(AppendResult(last + len(a.events), positions, part))
+        return results
 
     async def _insert(
         self, session: AsyncClientSession, a: PendingAppend, last: int, start: int
@@ -829,8 +838,25 @@ class AsyncMongoBackend(
         database (``session.client[...]``). The checkpoint is written first, so a second
         instance of the projection conflicts at once and then sees the moved checkpoint.
         """
+        return await self._checkpointed(name, expected, position, work, emits=False) is not None
 
-        async def body(session: AsyncClientSession) -> bool:
+    async def append_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> list[AppendResult] | None:
+        """``run_with_checkpoint`` whose ``work`` returns appends for the same transaction
+        (stored ids are looked up first, in the transaction: a repeat returns them)."""
+        return await self._checkpointed(name, expected, position, work, emits=True)
+
+    async def _checkpointed(
+        self,
+        name: str,
+        expected: int | None,
+        position: int,
+        work: Callable[[Any], Any],
+        *,
+        emits: bool,
+    ) -> list[AppendResult] | None:
+        async def body(session: AsyncClientSession) -> list[AppendResult] | None:
             before = await self._db.checkpoints.find_one_and_update(
                 {"_id": name},
                 {"$set": {"position": position}},
@@ -840,9 +866,9 @@ class AsyncMongoBackend(
             )
             if (None if before is None else int(before["position"])) != expected:
                 await session.abort_transaction()
-                return False
+                return None
             try:
-                await _aio.call(work, session)
+                appends = await _aio.call(work, session)
             except Exception as e:
                 raise _WorkFailed(e) from e
             if not session.in_transaction:
@@ -850,15 +876,24 @@ class AsyncMongoBackend(
                     f"projection {name!r}: the handler ended the transaction; it must not "
                     "commit or abort the session it is given"
                 )
-            return True
+            if not (emits and appends):
+                return []
+            ids = [e.event_id for a in appends for e in a.events]
+            cursor = self._db.events.find({"event_id": {"$in": ids}}, _FIELDS, session=session)
+            stored = [_record(doc) for doc in await cursor.to_list()]
+            if stored:
+                return replayed_results(appends, stored)
+            return await self._append_many_in(session, appends)
 
         try:
             async with self._errors():
-                done: bool = await self._transaction(body)
-                return done
+                results: list[AppendResult] | None = await self._transaction(body)
         except _WorkFailed as e:
             # The caller's own error goes back unchanged, not translated.
             raise e.error from None
+        if results:
+            self._wake()
+        return results
 
     async def park(self, letter: DeadLetter) -> None:
         async with self._errors():

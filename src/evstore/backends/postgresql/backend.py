@@ -130,6 +130,7 @@ from evstore.spi._model import (
     stable_hash,
 )
 from evstore.spi.backend import (
+    CheckpointedAppends,
     DeadLetterStore,
     EventLog,
     Operations,
@@ -209,6 +210,13 @@ def append_params(
         "pkey": placement.partition_key,
         "phash": placement.partition_hash,
     }
+
+
+_REORDER_RETRIES = 20
+
+
+class _Reordered(Exception):
+    """An emitted event would sit below an earlier version of its stream: run again."""
 
 
 def append_many_params(appends: Sequence[PendingAppend]) -> dict[str, Any]:
@@ -306,6 +314,7 @@ class PostgresBackend(
     DeadLetterStore,
     Operations,
     TruncatableLog,
+    CheckpointedAppends,
 ):
     """Events in PostgreSQL tables of one schema, shared by any number of processes."""
 
@@ -1118,15 +1127,54 @@ SELECT tombstoned FROM t""",
         An advisory lock on the name (taken before the checkpoint is read) keeps two
         instances of one projection from both applying the same events.
         """
+        return self._checkpointed(name, expected, position, work, emits=False) is not None
+
+    def append_with_checkpoint(
+        self, name: str, expected: int | None, position: int, work: Callable[[Any], Any]
+    ) -> list[AppendResult] | None:
+        """``run_with_checkpoint`` whose ``work`` returns appends for the same transaction.
+
+        Such a transaction is an append in flight from its start: it takes the appenders'
+        shared lock before anything can give it a transaction id (the precise horizon
+        then holds readers back for it), and its appends run as ``append_many``'s one
+        statement. That statement may not be the transaction's first write (the handler's
+        read-model writes may come first), so a later version of a stream could get a lower
+        position than an earlier one committed meanwhile by a younger transaction; a check
+        after the statement finds that case, and the whole transaction is run again.
+        """
+        for _ in range(_REORDER_RETRIES):
+            try:
+                return self._checkpointed(name, expected, position, work, emits=True)
+            except _Reordered:
+                continue
+        raise BackendUnavailable(
+            f"checkpoint {name!r}: the emitted events kept racing appends to the same "
+            f"streams ({_REORDER_RETRIES} tries); nothing was stored"
+        )
+
+    def _checkpointed(
+        self,
+        name: str,
+        expected: int | None,
+        position: int,
+        work: Callable[[Any], Any],
+        *,
+        emits: bool,
+    ) -> list[AppendResult] | None:
         if not self._ready:
             self.open()
         s = self._schema
         failure: BaseException | None = None
+        results: list[AppendResult] = []
         with self._errors, self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                 (f"evstore checkpoint {s} {name}",),
             )
+            if emits:
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock_shared(%s, %s)", (LOCK_CLASS, self._lock_key)
+                )
             # Unqualified read-model tables of the handler live beside the events.
             conn.execute(f"SET LOCAL search_path TO {s}, public")
             cur = conn.execute(
@@ -1134,9 +1182,9 @@ SELECT tombstoned FROM t""",
             )
             row = cur.fetchone()
             if (None if row is None else int(row[0])) != expected:
-                return False
+                return None
             try:
-                _sio.call(work, conn)
+                appends = _sio.call(work, conn)
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
                     raise InvalidInput(
                         f"projection {name!r}: the handler ended or broke the transaction; "
@@ -1146,14 +1194,65 @@ SELECT tombstoned FROM t""",
                 # The caller's error (its own SQL included) goes back unchanged.
                 failure = e
                 raise psycopg.Rollback() from None
+            if emits and appends:
+                results = self._append_many_in(conn, appends)
             conn.execute(
                 f"INSERT INTO {s}.checkpoints (name, position) VALUES (%s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
                 (name, position),
             )
+            if results and self._notify:
+                conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
         if failure is not None:
             raise failure
-        return True
+        if results:
+            self._wake()
+        return results
+
+    def _append_many_in(
+        self, conn: Connection[TupleRow], appends: Sequence[PendingAppend]
+    ) -> list[AppendResult]:
+        """``append_many`` inside the caller's transaction (see append_with_checkpoint)."""
+        events = [e for a in appends for e in a.events]
+        if len(events) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} events per append, got {len(events)}")
+        params = append_many_params(appends)
+        statement = self._sql["append_many"]
+        stored_query = self._sql["stored"]
+        while True:
+            try:
+                with conn.transaction():  # a savepoint: a lost race costs only this
+                    cur = conn.execute(statement, params)
+                    rows = cur.fetchall()
+            except psycopg.errors.UniqueViolation:
+                rows = []
+            if rows and all(row[5] is not None for row in rows):
+                break
+            cur = conn.execute(stored_query, ([e.event_id for e in events],))
+            stored = [_record(r) for r in cur.fetchall()]
+            if stored:
+                return replayed_results(appends, stored)
+            for a, (_, last, visible, tombstoned, gate_open, _) in zip(appends, rows, strict=False):
+                if tombstoned or not gate_open:
+                    raise StreamDeleted(a.stream_id)
+                check_expected(a.stream_id, a.expected, int(last), bool(visible))
+        results = [
+            AppendResult(int(row[1]) + len(a.events), tuple(row[5]))
+            for a, row in zip(appends, rows, strict=True)
+        ]
+        cur = conn.execute(
+            f"SELECT 1 FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS n(sid, v, p) "
+            f"JOIN {self._schema}.events e ON e.stream_id = n.sid AND e.version < n.v "
+            "AND e.position > n.p LIMIT 1",
+            (
+                [a.stream_id for a in appends],
+                [int(row[1]) + 1 for row in rows],
+                [int(row[5][0]) for row in rows],
+            ),
+        )
+        if cur.fetchone() is not None:
+            raise _Reordered
+        return results
 
     # -- dead letters ----------------------------------------------------------------------
 
