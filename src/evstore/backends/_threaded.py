@@ -28,8 +28,8 @@ from evstore.spi._model import (
 )
 from evstore.spi.backend import (
     Backend,
-    TaggedLog,
     CheckpointedAppends,
+    TaggedLog,
     TransactionalBackend,
     TransactionalCheckpoints,
     TruncatableLog,
