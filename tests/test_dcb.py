@@ -1,7 +1,7 @@
 """Dynamic consistency boundaries: tags, reads by query, conditional appends (racing writers).
 
-Run on every backend: memory, SQLite and PostgreSQL keep the promises; MongoDB and NATS
-refuse tags and conditions with ``InvalidInput`` (said in docs/dcb.md).
+Run on every backend: memory, SQLite, PostgreSQL and MongoDB keep the promises; NATS
+refuses tags and conditions with ``InvalidInput`` (said in docs/dcb.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from evstore import (
 )
 from evstore.testing import StoreFactory
 
-DCB_BACKENDS = ("memory", "sqlite", "sqlite_group", "postgresql", "postgresql_partitioned")
+DCB_BACKENDS = (
+    "memory",
+    "sqlite",
+    "sqlite_group",
+    "postgresql",
+    "postgresql_partitioned",
+    "mongodb",
+)
 
 
 def _dcb(store_factory: StoreFactory, request: pytest.FixtureRequest) -> bool:

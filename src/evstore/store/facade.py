@@ -333,8 +333,8 @@ class EventStore:
         if not getattr(backend, "supports_tags", False):
             raise InvalidInput(
                 f"this {type(backend).__name__} stores no tags: dynamic consistency boundaries "
-                "(tags, read_query, append conditions) need memory://, sqlite:// or "
-                "postgresql://"
+                "(tags, read_query, append conditions) need memory://, sqlite://, "
+                "postgresql:// or mongodb://"
             )
         if self._partitions > 1:
             raise InvalidInput(

@@ -87,6 +87,7 @@ from pymongo.write_concern import WriteConcern
 from evstore import _aio
 from evstore._types import AppendResult, ExpectedVersion
 from evstore.errors import (
+    AppendConditionFailed,
     BackendUnavailable,
     ConcurrencyError,
     EvstoreError,
@@ -106,9 +107,11 @@ from evstore.spi._model import (
     Placement,
     SnapshotRecord,
     StreamSummary,
+    TagQuery,
     check_expected,
     replayed_result,
     replayed_results,
+    tags_of,
 )
 from evstore.spi.backend_async import (
     AsyncCheckpointedAppends,
@@ -199,6 +202,24 @@ class _WorkFailed(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(repr(error))
         self.error = error
+
+
+def _tag_query(query: TagQuery, after: int) -> dict[str, Any]:
+    """The events after ``after`` matching ``query`` (tags through the sparse tags index)."""
+    found: dict[str, Any] = {"_id": {"$gt": after}}
+    items = []
+    for types, tags in query.items:
+        item: dict[str, Any] = {}
+        if tags:
+            item["tags"] = {"$all": list(tags)}
+        if types:
+            item["type"] = {"$in": list(types)}
+        if not item:
+            return found  # an empty item matches every event
+        items.append(item)
+    if items:
+        found["$or"] = items
+    return found
 
 
 def _log_query(after: int, head: int, where: LogFilter) -> dict[str, Any]:
@@ -354,6 +375,9 @@ class AsyncMongoBackend(
         )
         await events.create_index([("category", ASCENDING), ("_id", ASCENDING)], name="category")
         await events.create_index(
+            [("tags", ASCENDING), ("_id", ASCENDING)], name="tags", sparse=True
+        )
+        await events.create_index(
             [("partition_key", ASCENDING), ("_id", ASCENDING)], name="partition_key"
         )
         await self._db.dead_letters.create_index(
@@ -458,6 +482,16 @@ class AsyncMongoBackend(
         expected: ExpectedVersion,
         placement: Placement,
     ) -> AppendResult:
+        return await self._append(stream_id, events, expected, placement, None)
+
+    async def _append(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+        unless: tuple[TagQuery, int] | None,
+    ) -> AppendResult:
         n = len(events)
         part = placement.log_partition
 
@@ -473,6 +507,17 @@ class AsyncMongoBackend(
             )
             assert counter is not None  # upsert with ReturnDocument.AFTER
             end = int(counter["value"])
+            if unless is not None:
+                # After the counter: an append that committed since this transaction's
+                # snapshot conflicts there (this one is retried with a newer snapshot), and
+                # one that commits later conflicts with this one: the check sees every
+                # event that can come before ours.
+                query, after = unless
+                found = await self._db.events.find_one(
+                    _tag_query(query, after), {"_id": 1}, sort=[("_id", ASCENDING)], session=session
+                )
+                if found is not None:
+                    raise AppendConditionFailed(stream_id, after, int(found["_id"]))
             if self._sharded and await self._db.events.find_one(
                 {"event_id": {"$in": [e.event_id for e in events]}}, {"_id": 1}, session=session
             ):
@@ -510,6 +555,32 @@ class AsyncMongoBackend(
                 # (stream_id, version) taken: another append won (see the docstring).
                 version = await self.stream_version(stream_id)
                 raise ConcurrencyError(stream_id, expected, version) from e
+
+    # -- dynamic consistency boundaries (TaggedLog) -----------------------------------------
+
+    supports_tags = True
+
+    async def read_tagged(self, query: TagQuery, after: int, limit: int) -> LogPage:
+        async with self._errors():
+            head = await self._head()
+            if head <= after:
+                return LogPage([], max(head, 0))
+            where = _tag_query(query, after)
+            where["_id"]["$lte"] = head
+            cursor = self._events.find(where, _FIELDS, sort=[("_id", ASCENDING)], limit=limit)
+            events = [_record(doc) for doc in await cursor.to_list()]
+        return LogPage(events, events[-1].position if len(events) == limit else head)
+
+    async def append_unless(
+        self,
+        stream_id: str,
+        events: Sequence[PendingEvent],
+        expected: ExpectedVersion,
+        placement: Placement,
+        query: TagQuery,
+        after: int,
+    ) -> AppendResult:
+        return await self._append(stream_id, events, expected, placement, (query, after))
 
     async def append_many(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
         """Every part in one transaction, across log partitions too: one ``$inc`` per
@@ -591,28 +662,28 @@ class AsyncMongoBackend(
         placement = a.placement
         base = placement.log_partition << SHIFT  # 0 in a store of one partition: _id = position
         now = _to_us(datetime.now(UTC))
-        await self._db.events.insert_many(
-            [
-                {
-                    "_id": base + start + i,
-                    "stream_id": a.stream_id,
-                    "version": last + i,
-                    "event_id": e.event_id,
-                    "type": e.type,
-                    "data": e.data,
-                    "metadata": e.metadata,
-                    "schema_version": e.schema_version,
-                    "occurred_at": _to_us(e.occurred_at),
-                    "recorded_at": now if e.recorded_at is None else _to_us(e.recorded_at),
-                    "category": placement.category,
-                    "partition_key": placement.partition_key,
-                    "partition_hash": placement.partition_hash,
-                }
-                for i, e in enumerate(a.events, start=1)
-            ],
-            ordered=True,
-            session=session,
-        )
+        docs = []
+        for i, e in enumerate(a.events, start=1):
+            doc = {
+                "_id": base + start + i,
+                "stream_id": a.stream_id,
+                "version": last + i,
+                "event_id": e.event_id,
+                "type": e.type,
+                "data": e.data,
+                "metadata": e.metadata,
+                "schema_version": e.schema_version,
+                "occurred_at": _to_us(e.occurred_at),
+                "recorded_at": now if e.recorded_at is None else _to_us(e.recorded_at),
+                "category": placement.category,
+                "partition_key": placement.partition_key,
+                "partition_hash": placement.partition_hash,
+            }
+            tags = tags_of(e)
+            if tags:  # only tagged events carry the field (and enter the sparse index)
+                doc["tags"] = list(tags)
+            docs.append(doc)
+        await self._db.events.insert_many(docs, ordered=True, session=session)
         await self._db.streams.update_one(
             {"_id": a.stream_id},
             {
