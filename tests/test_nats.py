@@ -161,6 +161,12 @@ def test_a_store_of_16_partitions_is_16_log_streams_recording_p() -> None:
         async with evstore.connect_async(_url(name)) as store:
             assert store.partitions == 16
             assert len(await store.read_all(evstore.LogCursor.start(16))) == 40
+        lazy = evstore.connect_async(_url(name), partitions=4)  # opens without asking
+        try:
+            with pytest.raises(InvalidInput, match="partitions=16"):
+                await lazy.stream_version("a-1")  # the first call finds the recorded count
+        finally:
+            await lazy.close()
 
     asyncio.run(from_asyncio())
 
