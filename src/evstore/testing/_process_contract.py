@@ -176,7 +176,7 @@ class ProcessManagerContract(ContractBase):
             stop.set()
             for t in threads:
                 t.join()
-            assert errors == []
+            assert errors == [], [repr(e) for e in errors]
             counted = causes(writer, target)
             assert len(counted) == written and set(counted.values()) == {1}
         finally:

@@ -109,8 +109,10 @@ STREAM_NOT_FOUND = 10059
 PARTITIONS_KEY = "evstore_partitions"  # in the metadata of stream N-log-0: the store's P
 PAGE = 256  # messages per batch direct get
 _TRANSIENT_CODES = {503, 408}
-# cluster unavailable, no suitable peers (yet), leader gone, batch abandoned
-_TRANSIENT_ERR_CODES = {10008, 10005, 10076, 10077, 10176}
+# cluster unavailable, no suitable peers (yet), leader gone, batch abandoned, and "duplicate
+# message id is in process" (a replicated stream still storing another publish of the same
+# event id: asked again, the answer is the duplicate, i.e. the original result)
+_TRANSIENT_ERR_CODES = {10008, 10005, 10076, 10077, 10176, 10158}
 
 
 class _ServerError(Exception):
