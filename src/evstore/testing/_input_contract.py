@@ -222,6 +222,18 @@ class InputContract(ContractBase):
             "projection": lambda a, b, c, d: evstore.Projection(
                 store, a, lambda e, tx: None, batch_size=b, from_position=c, category=d
             ),
+            "append_many": lambda a, b, c, d: store.append_many(
+                [(a, [new_event(b, c, None, 1)], d), (unique(), [new_event("T", {}, None, 1)])]
+            ),
+            "append_many_raw": lambda a, b, c, d: store.append_many(a),
+            "get_checkpoint": lambda a, b, c, d: store.get_checkpoint(a),
+            "compare_and_set_checkpoint": lambda a, b, c, d: store.compare_and_set_checkpoint(
+                a, b, c
+            ),
+            "delete_checkpoint": lambda a, b, c, d: store.delete_checkpoint(a),
+            "process_manager": lambda a, b, c, d: evstore.ProcessManager(
+                store, a, lambda e, outbox: None, batch_size=b, from_position=c, category=d
+            ),
         }
 
         @settings(
