@@ -147,15 +147,18 @@ def test_a_conflict_is_an_error_span_with_its_outcome(
     failed = telemetry.finished("append")[-1]
     assert failed.status.status_code == StatusCode.ERROR
     assert attrs(failed)["evstore.outcome"] == "conflict"
-    assert attrs(failed)["error.type"] == "ConcurrencyError"
+    assert attrs(failed)["error.type"] == "evstore.errors.ConcurrencyError"
     assert attrs(failed)["db.system.name"] == system
     assert "evstore.event.count" not in attrs(failed)
+    (exception,) = failed.events
+    assert exception.name == "exception"
+    assert dict(exception.attributes or {})["exception.type"] == "evstore.errors.ConcurrencyError"
     (appended,) = telemetry.points("evstore.events.appended")
     assert appended.value == 1  # the refused append added nothing
     errors = [
         p
         for p in telemetry.points("db.client.operation.duration")
-        if p.attributes.get("error.type") == "ConcurrencyError"
+        if p.attributes.get("error.type") == "evstore.errors.ConcurrencyError"
     ]
     assert [p.count for p in errors] == [1]
 
@@ -386,7 +389,7 @@ def test_a_query_read_and_a_conditional_append_have_spans(
     }
     refused = telemetry.finished("append")[-1]
     assert attrs(refused)["evstore.outcome"] == "conflict"
-    assert attrs(refused)["error.type"] == "AppendConditionFailed"
+    assert attrs(refused)["error.type"] == "evstore.errors.AppendConditionFailed"
 
 
 def test_a_running_subscription_s_lag_is_a_gauge(telemetry: Telemetry, tmp_path: Path) -> None:

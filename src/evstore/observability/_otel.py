@@ -25,9 +25,11 @@ from evstore.errors import (
 )
 
 try:
+    from opentelemetry import context as _context
     from opentelemetry import metrics as _metrics
     from opentelemetry import trace as _trace
 except ImportError:  # the otel extra is not installed: nothing is ever recorded
+    _context = None  # type: ignore[assignment]
     _metrics = None  # type: ignore[assignment]
     _trace = None  # type: ignore[assignment]
 
@@ -73,6 +75,16 @@ def outcome(error: BaseException | None) -> str:
     return "error"
 
 
+def error_type(error: BaseException) -> str:
+    """``error.type``: the exception's fully qualified class name (as ``exception.type``)."""
+    kind = type(error)
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+
+
 _systems: dict[type, str] = {}
 
 
@@ -90,14 +102,56 @@ def system_name(backend: object) -> str:
 
 
 class Operation:
-    """What an instrumented operation reports while it runs."""
+    """What an instrumented operation reports while it runs: ``count``, the events
+    appended, read or handled (``evstore.event.count``)."""
 
     __slots__ = ("count", "span")
 
     def __init__(self, span: Any) -> None:
         self.span = span
         self.count: int | None = None
-        """Events appended, read or handled (``evstore.event.count``)."""
+
+
+class _Timed(Operation):
+    """One store operation: a CLIENT span made current, its duration recorded on exit.
+
+    Written as a class rather than with ``contextmanager`` and ``start_as_current_span``
+    (two generator layers): it is on every append's path."""
+
+    __slots__ = ("_began", "_name", "_recorder", "_system", "_token")
+
+    def __init__(self, recorder: Recorder, name: str, system: str, attributes: Any) -> None:
+        super().__init__(
+            recorder.tracer.start_span(name, kind=_trace.SpanKind.CLIENT, attributes=attributes)
+        )
+        self._recorder = recorder
+        self._name = name
+        self._system = system
+        self._began = 0.0
+        self._token: Any = None
+
+    def __enter__(self) -> Operation:
+        self._token = _context.attach(_trace.set_span_in_context(self.span))
+        self._began = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        took = time.perf_counter() - self._began
+        _context.detach(self._token)
+        span, system = self.span, self._system
+        measured = {"db.system.name": system, "db.operation.name": self._name}
+        attributes: dict[str, Any] = {"evstore.outcome": outcome(error)}
+        if self.count is not None:
+            attributes["evstore.event.count"] = self.count
+        if error is not None:
+            measured["error.type"] = attributes["error.type"] = error_type(error)
+            span.record_exception(error)
+            span.set_status(_trace.Status(_trace.StatusCode.ERROR, f"{kind.__name__}: {error}"))
+        elif self.count is not None and self._name.startswith("append"):
+            self._recorder.appended.add(self.count, {"db.system.name": system})
+        span.set_attributes(attributes)
+        span.end()
+        self._recorder.duration.record(took, measured)
 
 
 class _Followers:
@@ -189,52 +243,12 @@ class Recorder:
             "evstore.cache.hit_ratio", [_followers.hit_ratio], "1", "Cache hits / look-ups."
         )
 
-    @contextmanager
-    def operation(
-        self, name: str, system: str, stream_id: str | None = None
-    ) -> Iterator[Operation]:
+    def operation(self, name: str, system: str, stream_id: str | None = None) -> _Timed:
         """A CLIENT span and a duration for one store operation (database conventions)."""
         attributes: dict[str, Any] = {"db.system.name": system, "db.operation.name": name}
         if stream_id is not None:
             attributes["evstore.stream.id"] = stream_id
-        began = time.perf_counter()
-        with self.tracer.start_as_current_span(
-            name,
-            kind=_trace.SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=True,
-            set_status_on_exception=True,
-        ) as span:
-            op = Operation(span)
-            error: BaseException | None = None
-            try:
-                yield op
-            except BaseException as e:
-                error = e
-                raise
-            finally:
-                self._finish(span, op, error, began, system, name)
-
-    def _finish(
-        self,
-        span: Any,
-        op: Operation,
-        error: BaseException | None,
-        began: float,
-        system: str,
-        name: str,
-    ) -> None:
-        result = outcome(error)
-        span.set_attribute("evstore.outcome", result)
-        measured: dict[str, Any] = {"db.system.name": system, "db.operation.name": name}
-        if op.count is not None:
-            span.set_attribute("evstore.event.count", op.count)
-            if name.startswith("append") and error is None:
-                self.appended.add(op.count, {"db.system.name": system})
-        if error is not None:
-            measured["error.type"] = type(error).__qualname__
-            span.set_attribute("error.type", type(error).__qualname__)
-        self.duration.record(time.perf_counter() - began, measured)
+        return _Timed(self, name, system, attributes)
 
     @contextmanager
     def batch(
@@ -265,7 +279,7 @@ class Recorder:
                 yield op
             except BaseException as e:
                 span.set_attribute("evstore.outcome", outcome(e))
-                span.set_attribute("error.type", type(e).__qualname__)
+                span.set_attribute("error.type", error_type(e))
                 raise
             span.set_attribute("evstore.outcome", "ok")
             if op.count is not None:  # fewer than read: the batch was cut short
