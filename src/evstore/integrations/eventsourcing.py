@@ -63,6 +63,7 @@ from eventsourcing.utils import Environment, EnvType, resolve_topic
 from evstore._types import (
     AppendCondition,
     AppendRequest,
+    AppendResult,
     NewEvent,
     Query,
     QueryItem,
@@ -246,7 +247,9 @@ class EvstoreAggregateRecorder(AggregateRecorder):
         self._insert(stored_events)
         return None
 
-    def _insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+    def _insert(
+        self, stored_events: Sequence[StoredEvent], tracking: Tracking | None = None
+    ) -> list[int]:
         """Store the events, all or none (one append of every sequence); their positions,
         in the order given."""
         if not stored_events:
@@ -276,7 +279,12 @@ class EvstoreAggregateRecorder(AggregateRecorder):
             requests.append((stream_id, new, self._expected(stream_id, first, base)))
         while True:
             try:
-                if len(requests) == 1:
+                if tracking is not None:
+                    done = self._append_tracked(requests, tracking)
+                    if done is None:
+                        continue  # the tracking record moved meanwhile: look again
+                    results = done
+                elif len(requests) == 1:
                     results = [self.store.append(*requests[0])]
                 else:
                     results = self.store.append_many([AppendRequest(*r) for r in requests])
@@ -297,6 +305,19 @@ class EvstoreAggregateRecorder(AggregateRecorder):
             for i, position in zip(by_stream[stream_id], result.positions, strict=True):
                 positions[i] = position
         return positions
+
+    def _append_tracked(
+        self, requests: list[tuple[str, list[NewEvent], int]], tracking: Tracking
+    ) -> list[AppendResult] | None:
+        """The appends and the tracking record in one transaction (None: it moved)."""
+        name = _TRACKING + tracking.application_name
+        current = self.store.get_checkpoint(name)
+        if current is not None and tracking.notification_id <= current:
+            msg = f"{tracking} is not after {current}, already recorded"
+            raise IntegrityError(msg)
+        return self.store.append_with_checkpoint(
+            [AppendRequest(*r) for r in requests], name, current, tracking.notification_id
+        )
 
     @staticmethod
     def _expected(stream_id: str, first: int, base: int | None) -> int:
@@ -492,17 +513,13 @@ class EvstoreProcessRecorder(EvstoreTrackingRecorder, EvstoreApplicationRecorder
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """Append the events and move the tracking record given as ``tracking=``."""
+        """Append the events and move the tracking record given as ``tracking=``, in one
+        transaction (``store.append_with_checkpoint``): both or neither."""
         tracking: Tracking | None = kwargs.get("tracking")
-        if tracking is None:
-            return self._insert(stored_events)
-        current = self.max_tracking_id(tracking.application_name)
-        if current is not None and tracking.notification_id <= current:
-            msg = f"{tracking} is not after {current}, already recorded"
-            raise IntegrityError(msg)
-        positions = self._insert(stored_events)
-        self._track(tracking, current)
-        return positions
+        if tracking is not None and not stored_events:
+            self.insert_tracking(tracking)
+            return []
+        return self._insert(stored_events, tracking)
 
 
 class EvstoreSnapshotRecorder(AggregateRecorder):

@@ -47,7 +47,7 @@ from evstore.spi._model import (
     TagQuery,
     stable_hash,
 )
-from evstore.spi.backend import Backend, TaggedLog
+from evstore.spi.backend import Backend, CheckpointedAppends, TaggedLog
 from evstore.store._retention_rules import RETENTION_STREAM, RetentionPolicy, make_policy
 from evstore.store.filters import LogFilterOptions, log_filter
 from evstore.store.partitioning import Partitioning
@@ -324,6 +324,39 @@ class EventStore:
         """Every event type within the backend's limit (checked once per distinct type)."""
         for type_ in {e.type for e in pending}:
             check.fits(type_, "event type", self._max_name, self._system)
+
+    def append_with_checkpoint(
+        self,
+        appends: Sequence[AppendRequest | tuple[Any, ...]],
+        name: str,
+        expected: int | None,
+        position: int,
+    ) -> list[AppendResult] | None:
+        """Append as :meth:`append_many` (``[]``: nothing) and move checkpoint ``name`` from
+        ``expected`` (None: not stored) to ``position``, in one transaction: both or neither.
+
+        Returns None, having written nothing, when the checkpoint is not at ``expected``;
+        an append's error (``ConcurrencyError``, ...) leaves the checkpoint where it was.
+        A consumer of another store's log records what it handled this way (eventsourcing's
+        process recorders). ``InvalidInput`` on a backend without such a transaction (NATS).
+        """
+        backend = self._backend
+        if not isinstance(backend, CheckpointedAppends):
+            raise InvalidInput(
+                f"{self._system} cannot append and move a checkpoint in one transaction"
+            )
+        parts = self._pending_appends(appends) if appends else []
+        for part in parts:
+            self._fit_types(part.events)
+        if any(e.tags for part in parts for e in part.events):
+            self._tagged()
+        stored = self.checkpoint_name(name)
+        if expected is not None:
+            check.non_negative_int(expected, "expected")
+        position = check.non_negative_int(position, "position")
+        return backend.append_with_checkpoint(
+            stored, expected, position, lambda tx: parts or None
+        )
 
     # -- dynamic consistency boundaries ----------------------------------------------------
 
