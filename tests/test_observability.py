@@ -420,3 +420,26 @@ def test_a_running_subscription_s_lag_is_a_gauge(telemetry: Telemetry, tmp_path:
                 if p.attributes["messaging.consumer.group.name"] == "slow"
             ]
         )
+
+
+@pytest.mark.parametrize("name", ["memory", "sqlite", "postgresql"])
+def test_an_append_with_a_checkpoint_is_one_span(
+    telemetry: Telemetry, name: str, tmp_path: Path
+) -> None:
+    module = importlib.import_module(f"tests.backends.{name}")
+    with module.factory(tmp_path) as factory, factory.connect() as store:
+        appended = store.append_with_checkpoint(
+            [evstore.AppendRequest("out-1", [evstore.NewEvent("Sent", {})])], "relay", None, 7
+        )
+        assert appended is not None
+        assert store.append_with_checkpoint([], "relay", None, 8) is None  # not at None
+    first, refused = telemetry.finished("append_with_checkpoint")
+    assert attrs(first) == {
+        "db.system.name": name,
+        "db.operation.name": "append_with_checkpoint",
+        "evstore.event.count": 1,
+        "evstore.outcome": "ok",
+    }
+    assert attrs(refused)["evstore.event.count"] == 0
+    (counted,) = telemetry.points("evstore.events.appended")
+    assert counted.value == 1

@@ -340,6 +340,21 @@ class EventStore:
         A consumer of another store's log records what it handled this way (eventsourcing's
         process recorders). ``InvalidInput`` on a backend without such a transaction (NATS).
         """
+        otel = active()
+        if otel is None:
+            return self._append_with_checkpoint(appends, name, expected, position)
+        with otel.operation("append_with_checkpoint", self._system) as op:
+            results = self._append_with_checkpoint(appends, name, expected, position)
+            op.count = sum(len(r.positions) for r in results or ())
+            return results
+
+    def _append_with_checkpoint(
+        self,
+        appends: Sequence[AppendRequest | tuple[Any, ...]],
+        name: str,
+        expected: int | None,
+        position: int,
+    ) -> list[AppendResult] | None:
         backend = self._backend
         if not isinstance(backend, CheckpointedAppends):
             raise InvalidInput(
