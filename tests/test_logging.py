@@ -161,3 +161,31 @@ def test_a_subscription_stopped_by_its_handler_is_one_error_line(
     (line,) = lines(caplog, "evstore.subscription", "stopped by an error")
     assert "fragile" in line and "handler broke" in line
     assert SECRET not in caplog.text
+
+
+def test_a_nats_reconnect_is_one_line_each_way(caplog: pytest.LogCaptureFixture) -> None:
+    from tests._nats_servers import NatsServer
+
+    caplog.set_level(logging.INFO, logger="evstore")
+    server = NatsServer("h17-reconnect")
+    server.start()
+    try:
+        with evstore.connect(f"{server.url}/reconnect") as store:
+            store.append("n-1", [evstore.NewEvent("E", {"email": SECRET})])
+            server.stop()
+            deadline = time.monotonic() + 30
+            while not lines(caplog, "evstore.nats", "connection lost"):
+                assert time.monotonic() < deadline, "no line for the lost connection"
+                time.sleep(0.05)
+            server.start()
+            while not lines(caplog, "evstore.nats", "reconnected"):
+                assert time.monotonic() < deadline + 30, "no line for the reconnect"
+                time.sleep(0.05)
+            store.append("n-1", [evstore.NewEvent("E", {})])
+            assert store.stream_version("n-1") == 2
+        assert len(lines(caplog, "evstore.nats", "connection lost")) == 1
+        (back,) = lines(caplog, "evstore.nats", "reconnected")
+        assert f"(to 127.0.0.1:{server.port})" in back
+        assert SECRET not in caplog.text
+    finally:
+        server.remove()

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 import uuid
@@ -100,6 +101,8 @@ from evstore.spi.backend_async import (
     AsyncSnapshotStore,
     AsyncTruncatableLog,
 )
+
+log = logging.getLogger("evstore.nats")
 
 T = TypeVar("T")
 
@@ -265,8 +268,12 @@ class AsyncNatsBackend(
                             allow_reconnect=True,
                             max_reconnect_attempts=-1,
                             reconnect_time_wait=0.25,
-                            error_cb=self._client_error,
-                            **self._connect_options,
+                            **{
+                                "error_cb": self._client_error,
+                                "disconnected_cb": self._disconnected,
+                                "reconnected_cb": self._reconnected,
+                                **self._connect_options,
+                            },
                         ),
                         self._retry_timeout,
                     )
@@ -470,6 +477,14 @@ class AsyncNatsBackend(
     async def _client_error(self, error: Exception) -> None:
         """nats-py reports connection trouble here (it reconnects by itself)."""
         self.last_client_error = error
+
+    async def _disconnected(self) -> None:
+        if not self._closed:
+            log.warning("%s: connection lost; reconnecting", ", ".join(self._servers))
+
+    async def _reconnected(self) -> None:
+        where = self._nc.connected_url if self._nc is not None else None
+        log.info("%s: reconnected (to %s)", ", ".join(self._servers), where and where.netloc)
 
     # -- requests --------------------------------------------------------------------------
 
