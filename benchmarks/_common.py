@@ -70,6 +70,9 @@ class Sizes:
     w8_events: int = 1_000_000
     w9_threads: int = 16
     w9_per_thread: int = 250
+    w10_events: int = 2_000_000
+    w11_subscribers: int = 100
+    w11_events: int = 200
 
     def scaled(self, factor: float) -> Sizes:
         def s(n: int, low: int = 1) -> int:
@@ -92,6 +95,9 @@ class Sizes:
             w8_events=s(self.w8_events, 1000),
             w9_threads=self.w9_threads,
             w9_per_thread=s(self.w9_per_thread, 5),
+            w10_events=s(self.w10_events, 10_000),
+            w11_subscribers=self.w11_subscribers,
+            w11_events=s(self.w11_events, 20),
         )
 
 

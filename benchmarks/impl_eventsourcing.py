@@ -132,9 +132,13 @@ class Impl:
         events = [(e, decode(e.state)) for e in self.recorder.select_events(ident)]
         return len(events)
 
-    def read_log(self, page: int) -> int:
+    def head(self) -> int:
+        """The newest notification id (W10 reads the log after it)."""
+        return int(self.recorder.max_notification_id() or 0)
+
+    def read_log(self, page: int, after: int = 0) -> int:
         recorder, decode = self.recorder, self.transcoder.decode
-        start, count = 0, 0
+        start, count = after, 0
         while True:
             notes = recorder.select_notifications(start, page, inclusive_of_start=False)
             count += len([(n, decode(n.state)) for n in notes])
@@ -168,6 +172,38 @@ class Impl:
             subscription.stop()
             subscription.__exit__(None, None, None)
             thread.join(10)
+
+        return stop
+
+    def _max_connections(self) -> int:
+        with self.recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute("SHOW max_connections")
+            row = curs.fetchone()
+        assert row is not None
+        value = row["max_connections"] if isinstance(row, dict) else row[0]
+        return int(value)
+
+    def start_subscribers(
+        self, count: int, on_event: Callable[[int, int], None]
+    ) -> Callable[[], None]:
+        """W11: ``count`` recorder subscriptions (LISTEN/NOTIFY, one connection and thread
+        each; eventsourcing keeps no checkpoint for them)."""
+        if self.db.backend == "postgresql":
+            limit = self._max_connections()
+            if count + 2 > limit:
+                raise NotApplicable(
+                    f"eventsourcing 9.5.6 holds one pooled connection per subscription: "
+                    f"{count} subscriptions need more than the server's max_connections="
+                    f"{limit}"
+                )
+        stops = [
+            self.start_subscriber(lambda seq, index=index: on_event(index, seq))
+            for index in range(count)
+        ]
+
+        def stop() -> None:
+            for each in stops:
+                each()
 
         return stop
 

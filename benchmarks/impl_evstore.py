@@ -84,8 +84,12 @@ class Impl:
         events = self.store.get_events(stream_name(ident))
         return len(events)
 
-    def read_log(self, page: int) -> int:
-        store, position, count = self.store, 0, 0
+    def head(self) -> int:
+        """The newest position (W10 reads the log after it)."""
+        return self.store.head_position()
+
+    def read_log(self, page: int, after: int = 0) -> int:
+        store, position, count = self.store, after, 0
         while True:
             events = store.read_all(position, limit=page)
             count += len(events)
@@ -107,6 +111,29 @@ class Impl:
         subscription = self.store.subscribe(handler, from_position="end")
         subscription.wait_caught_up(30)
         return subscription.stop
+
+    def start_subscribers(
+        self, count: int, on_event: Callable[[int, int], None]
+    ) -> Callable[[], None]:
+        """W11: ``count`` named subscriptions from the end of the log."""
+        tag = uuid.uuid4().hex[:8]
+        subscriptions = []
+        for index in range(count):
+
+            def handler(event: evstore.RecordedEvent, index: int = index) -> None:
+                on_event(index, event.data["sequence"])
+
+            subscriptions.append(
+                self.store.subscribe(handler, from_position="end", name=f"w11-{tag}-{index}")
+            )
+        for subscription in subscriptions:
+            subscription.wait_caught_up(30)
+
+        def stop() -> None:
+            for subscription in subscriptions:
+                subscription.stop()
+
+        return stop
 
     # -- the domain layer (W6) --------------------------------------------------------------
 

@@ -113,8 +113,14 @@ class _Shared:
         ).fetchall()
         return len([_decode(r) for r in rows])
 
-    def read_log(self, page: int) -> int:
-        execute, position, count = self.conn.execute, 0, 0
+    def head(self) -> int:
+        """The newest position (W10 reads the log after it)."""
+        row = self.conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def read_log(self, page: int, after: int = 0) -> int:
+        execute, position, count = self.conn.execute, after, 0
         p = self.P
         sql = f"SELECT {COLUMNS} FROM events WHERE position > {p} ORDER BY position LIMIT {p}"
         while True:

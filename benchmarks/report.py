@@ -77,6 +77,21 @@ TARGETS = (
     _at_most("W7", "postgresql", "p99 ms (other process)", 2),
     *(_at_most("W8", b, "peak RSS MB", 50) for b in _BOTH),
     *(_at_least("W9", b, "raw", 3) for b in _BOTH),
+    *(
+        Target(
+            f"W10 {w} grown / empty >= 0.8 ({_NAMES[b]})",
+            "W10",
+            b,
+            f"{w} grown / empty",
+            None,
+            ">=",
+            0.8,
+        )
+        for w in ("W1", "W2", "W3", "W4")
+        for b in _BOTH
+    ),
+    *(_at_most("W11", b, "p99 ms (100 subscriptions)", 10) for b in _BOTH),
+    *(_at_most("W11", b, "CPU 100 subscriptions / 1", 3) for b in _BOTH),
 )
 
 

@@ -1,4 +1,4 @@
-"""The workloads W1-W9: each times one implementation on one fresh database.
+"""The workloads W1-W11: each times one implementation on one fresh database.
 
 A workload function gets an open implementation and the sizes, does its untimed set-up
 (populating what is to be read), times only the operation under test with
@@ -127,6 +127,47 @@ def w6(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
     return result
 
 
+GROWTH_STREAM = 1000  # events per stream in W10's prefill
+
+
+def _timed(steps: list[Step]) -> float:
+    """Run ``steps`` one after the other; events per second over their summed times."""
+    seconds, events = 0.0, 0
+    for step, count in steps:
+        gc.collect()
+        start = time.perf_counter()
+        step()
+        seconds += time.perf_counter() - start
+        events += count
+    return events / seconds
+
+
+def _w4_tail(impl: Any, db: Database, sizes: Sizes) -> list[Step]:
+    """W4 in a store that already holds events: the log read after the head it had."""
+    after = impl.head()
+    streams = sizes.w4_streams
+    per_stream = max(1, sizes.w4_events // streams)
+    for k, ident in enumerate(new_ids(streams)):
+        impl.populate(ident, per_stream, k * per_stream)
+    return _read_steps(lambda: impl.read_log(sizes.w4_page, after), streams * per_stream)
+
+
+def w10(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+    """W1-W4 in the near-empty store, then again once it holds ``w10_events`` more."""
+    kinds = (("W1", w1), ("W2", w2), ("W3", w3), ("W4", _w4_tail))
+    empty = {name: _timed(run(impl, db, sizes)) for name, run in kinds}
+    n = sizes.w10_events
+    for k, ident in enumerate(new_ids(max(1, n // GROWTH_STREAM))):
+        impl.populate(ident, min(GROWTH_STREAM, n - k * GROWTH_STREAM), 0)
+    grown = {name: _timed(run(impl, db, sizes)) for name, run in kinds}
+    out: dict[str, float] = {}
+    for name, _ in kinds:
+        out[f"{name} events/s (empty)"] = empty[name]
+        out[f"{name} events/s (+{n:,} events)"] = grown[name]
+        out[f"{name} grown / empty"] = grown[name] / empty[name]
+    return out
+
+
 def _percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
@@ -232,6 +273,58 @@ def _other_process_latencies(impl: Any, db: Database, n: int) -> list[float]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _fan_out(impl: Any, count: int, n: int) -> tuple[list[float], float]:
+    """``count`` subscriptions; ``n`` single-event appends one at a time, each waited for
+    until every subscription has handled it. Returns every (subscription, event) latency
+    in ms (append returned -> that subscription's handler called) and the client CPU
+    seconds per event (this process: writer, readers, handlers)."""
+    seen: dict[int, list[int]] = {}
+    cond = threading.Condition()
+
+    def on_event(index: int, seq: int) -> None:
+        now = time.monotonic_ns()
+        with cond:
+            seen.setdefault(seq, []).append(now)
+            if len(seen[seq]) == count:
+                cond.notify_all()
+
+    stop = impl.start_subscribers(count, on_event)
+    try:
+        (ident,) = new_ids(1)
+        out: list[float] = []
+        cpu = 0.0
+        for seq in range(n + WARM_UP):
+            before = time.process_time()
+            impl.append_one(ident, seq)
+            committed = time.monotonic_ns()
+            with cond:
+                if not cond.wait_for(lambda s=seq: len(seen.get(s, ())) == count, WAIT):
+                    got = len(seen.get(seq, ()))
+                    raise AssertionError(f"event {seq} reached {got} of {count} subscriptions")
+            if seq >= WARM_UP:
+                cpu += time.process_time() - before
+                out.extend(max(0, t - committed) / 1e6 for t in seen[seq])
+            time.sleep(0.005)  # idle subscribers, not a backlog
+    finally:
+        stop()
+    return out, cpu / n
+
+
+def w11(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
+    many, n = sizes.w11_subscribers, sizes.w11_events
+    one_lat, one_cpu = _fan_out(impl, 1, n)
+    many_lat, many_cpu = _fan_out(impl, many, n)
+    return {
+        "p50 ms (1 subscription)": _percentile(one_lat, 50),
+        "p99 ms (1 subscription)": _percentile(one_lat, 99),
+        f"p50 ms ({many} subscriptions)": _percentile(many_lat, 50),
+        f"p99 ms ({many} subscriptions)": _percentile(many_lat, 99),
+        "client CPU ms/event (1 subscription)": one_cpu * 1e3,
+        f"client CPU ms/event ({many} subscriptions)": many_cpu * 1e3,
+        f"CPU {many} subscriptions / 1": many_cpu / one_cpu,
+    }
 
 
 def w8(impl: Any, db: Database, sizes: Sizes) -> dict[str, float]:
@@ -348,6 +441,25 @@ WORKLOADS = (
         ("evstore", "raw"),
         w9,
         chunked=True,
+    ),
+    Workload(
+        "W10",
+        "growth: W1-W4 (their sizes above) in a near-empty store, then again after "
+        "{w10_events} more events (streams of 1,000) were added; each implementation in "
+        "turn, not interleaved",
+        BOTH,
+        ALL_IMPLS,
+        w10,
+    ),
+    Workload(
+        "W11",
+        "{w11_subscribers} subscriptions on one store (evstore: named, checkpointed), "
+        "{w11_events} single-event appends one at a time, each waited for until every "
+        "subscription handled it (after 5 warm-up events); the same with 1 subscription; "
+        "client CPU of this process per event",
+        BOTH,
+        ("evstore", "eventsourcing"),
+        w11,
     ),
 )
 
