@@ -33,6 +33,7 @@ NAMES = {
     "AsyncEventLog": "EventLog",
     "AsyncSnapshotStore": "SnapshotStore",
     "AsyncCheckpointStore": "CheckpointStore",
+    "AsyncCheckpointBatches": "CheckpointBatches",
     "AsyncTransactionalCheckpoints": "TransactionalCheckpoints",
     "AsyncDeadLetterStore": "DeadLetterStore",
     "AsyncOperations": "Operations",

@@ -169,6 +169,14 @@ class ThreadedBackend(
     async def set_checkpoint(self, name: str, position: int) -> None:
         await self._run(self.sync.set_checkpoint, name, position)
 
+    async def set_checkpoints(self, positions: dict[str, int]) -> None:
+        batch = getattr(self.sync, "set_checkpoints", None)
+        if batch is None:
+            for name, position in positions.items():
+                await self._run(self.sync.set_checkpoint, name, position)
+        else:
+            await self._run(batch, positions)
+
     async def list_checkpoints(self) -> dict[str, int]:
         return await self._run(self.sync.list_checkpoints)
 

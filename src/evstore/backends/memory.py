@@ -359,6 +359,10 @@ class MemoryBackend(
         with self._d.lock:
             self._d.checkpoints[name] = position
 
+    def set_checkpoints(self, positions: dict[str, int]) -> None:
+        with self._d.lock:
+            self._d.checkpoints.update(positions)
+
     def list_checkpoints(self) -> dict[str, int]:
         with self._d.lock:
             return dict(sorted(self._d.checkpoints.items()))

@@ -1200,6 +1200,13 @@ class SQLiteBackend(
                 (name, position),
             )
 
+    def set_checkpoints(self, positions: dict[str, int]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO checkpoints (name, position) VALUES (?, ?)",
+                list(positions.items()),
+            )
+
     def list_checkpoints(self) -> dict[str, int]:
         with self._read() as db:
             rows = db.execute("SELECT name, position FROM checkpoints ORDER BY name").fetchall()

@@ -31,6 +31,7 @@ from evstore.spi._model import (
 )
 from evstore.spi.backend import (
     Backend,
+    CheckpointBatches,
     CheckpointedAppends,
     CheckpointStore,
     DeadLetterStore,
@@ -46,6 +47,7 @@ from evstore.spi.backend import (
 from evstore.spi.backend_async import (
     STATS_KEYS,
     AsyncBackend,
+    AsyncCheckpointBatches,
     AsyncCheckpointedAppends,
     AsyncCheckpointStore,
     AsyncDeadLetterStore,
@@ -62,6 +64,7 @@ from evstore.spi.backend_async import (
 __all__ = [
     "STATS_KEYS",
     "AsyncBackend",
+    "AsyncCheckpointBatches",
     "AsyncCheckpointedAppends",
     "AsyncCheckpointStore",
     "AsyncDeadLetterStore",
@@ -74,6 +77,7 @@ __all__ = [
     "AsyncTransactionalCheckpoints",
     "AsyncTruncatableLog",
     "Backend",
+    "CheckpointBatches",
     "CheckpointedAppends",
     "CheckpointStore",
     "DeadLetter",

@@ -189,6 +189,21 @@ class CheckpointStore(Protocol):
 
 
 @runtime_checkable
+class CheckpointBatches(Protocol):
+    """Optional: store several checkpoints in one write.
+
+    Subscriptions of one store that finish a batch at about the same time have their
+    checkpoints written together (the store layer groups them); a backend with this method
+    writes such a group in one transaction, one without it gets one ``set_checkpoint`` call
+    per name.
+    """
+
+    def set_checkpoints(self, positions: dict[str, int]) -> None:
+        """Store every ``{name: position}`` of ``positions``, all or none (one transaction)."""
+        ...
+
+
+@runtime_checkable
 class TransactionalCheckpoints(CheckpointStore, Protocol):
     """Optional: commit a projection's read-model writes with its checkpoint.
 

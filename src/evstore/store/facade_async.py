@@ -53,6 +53,7 @@ from evstore.store.reader_async import AsyncLogReader
 from evstore.store.records import record_to_event
 from evstore.store.retention_async import AsyncRetentionView
 from evstore.store.settings import StoreSettings
+from evstore.store.shared_log_async import AsyncCheckpointGroup, AsyncSharedLog
 from evstore.store.subscription_async import AsyncSubscription
 
 
@@ -175,6 +176,11 @@ class AsyncEventStore:
         locate = getattr(backend, "locate_with", None)
         if locate is not None:  # it computes a stream's partition from the id, as we do
             locate(self._placement)
+        # One reader of the log for the subscriptions of this store (one log partition).
+        self._shared = (
+            AsyncSharedLog(self.reader(), self._attributes) if self._partitions == 1 else None
+        )
+        self._checkpoints = AsyncCheckpointGroup(backend)  # written in groups
         self._closed = False
         self._system = system_name(backend)  # db.system.name of its spans and metrics
         # The longest stream id / event type the backend stores (UTF-8 bytes; None: 255
@@ -232,6 +238,10 @@ class AsyncEventStore:
             key = strategy.partition_key(stream_id)
             hashed = strategy.partition_hash(key)
         return Placement(self.category_of(stream_id), key, hashed, hashed % self._partitions)
+
+    def _attributes(self, stream_id: str) -> tuple[str, int]:
+        placement = self._placement(stream_id)
+        return placement.category, placement.partition_hash
 
     def partition_of(self, stream_id: str) -> int:
         """The log partition that holds (or will hold) the stream's events."""
@@ -842,6 +852,8 @@ class AsyncEventStore:
             from_position=start,
             name=name,
             batch_size=check.positive_int(batch_size, "batch_size"),
+            shared=self._shared,
+            checkpoints=self._checkpoints,
         )
         # async-only: begin
         # Started by `await`, `async with` or `async for` (asyncpg's and httpx's convention).

@@ -22,6 +22,7 @@ from evstore.observability import active, system_name, track_follower
 from evstore.spi._model import LogPage
 from evstore.store.reader_async import AsyncLogFollower, AsyncLogReader
 from evstore.store.records import record_to_event
+from evstore.store.shared_log_async import AsyncCheckpointGroup, AsyncSharedLog
 
 _HANDOFF_POLL = 0.1  # how often a waiting hand-over checks whether it was stopped
 
@@ -42,8 +43,16 @@ class AsyncSubscription(AsyncLogFollower):
         from_position: int | LogCursor | Literal["end"],
         name: str | None,
         batch_size: int,
+        shared: AsyncSharedLog | None = None,
+        checkpoints: AsyncCheckpointGroup | None = None,
     ) -> None:
         super().__init__(reader, batch_size)
+        self._shared = shared
+        self._checkpoints = checkpoints
+        # Served from the shared reader once caught up on its own; the mark to wait from.
+        self._joined = False
+        self._from_shared = False
+        self._since = 0
         self._handler = handler
         self._from = from_position
         self._name = name
@@ -100,9 +109,40 @@ class AsyncSubscription(AsyncLogFollower):
             exhausted = await self._step_partition(j) and exhausted
         return exhausted
 
+    async def _read(self, j: int) -> LogPage:
+        """The next page of partition ``j``: from the store's shared reader when this
+        subscription has caught up and is inside its window, else read on its own."""
+        after = self._cursor[j]
+        shared = self._shared
+        self._from_shared = False
+        if shared is not None and self._joined:
+            served = await shared.read(after, self._batch_size, self._reader.where, self._since)
+            if served is not None:
+                page, self._since = served
+                self._from_shared = True
+                return page
+        return await self._reader.read(after, self._batch_size, j)
+
+    async def _store_checkpoint(self, name: str, position: int) -> None:
+        if self._checkpoints is None:
+            await self._backend.set_checkpoint(name, position)
+        else:
+            await self._checkpoints.store(name, position)
+
+    async def _wait_for_more(self) -> None:
+        shared = self._shared
+        if shared is None:
+            await super()._wait_for_more()
+        elif self._from_shared:
+            await shared.wait(self._position, self._since)
+        else:  # caught up on its own: wait as before, then join the shared reader
+            self._since = shared.mark()
+            self._joined = True
+            await super()._wait_for_more()
+
     async def _step_partition(self, j: int) -> bool:
         """Handle one page of partition ``j``; return whether the partition is exhausted."""
-        page = await self._reader.read(self._cursor[j], self._batch_size, j)
+        page = await self._read(j)
         otel = active() if page.events else None
         if otel is None:
             return await self._handle_page(j, page)
@@ -125,7 +165,7 @@ class AsyncSubscription(AsyncLogFollower):
                 self._cursor[j] = self._reader.next_position(self._cursor[j], page)
         finally:
             if self._name and self._cursor[j] > start:
-                await self._backend.set_checkpoint(self._checkpoint(j), self._cursor[j])
+                await self._store_checkpoint(self._checkpoint(j), self._cursor[j])
         self._heads[j] = max(self._heads[j], page.scanned_to)
         return len(page.events) < self._batch_size
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -177,6 +178,117 @@ class SubscriptionContract(ContractBase):
                 s not in {e.stream_id for o in collectors if o is not c for e in o.events}
                 for s in streams
             )
+
+    def test_many_subscriptions_with_racing_writers_each_see_every_event_once_in_order(
+        self, store: evstore.EventStore
+    ) -> None:
+        # Many subscriptions of one store share one reader of the log (stores of one log
+        # partition); each keeps its own filter, batch size, position and checkpoint.
+        for _ in range(5):
+            store.append(unique("early"), batch(4))
+        kinds: list[dict[str, Any]] = [
+            {},
+            {"name": "many"},
+            {"batch_size": 1},
+            {"batch_size": 7, "name": "many"},
+            {"types": ["Other"]},
+            {"category": "late"},
+            {"from_position": "end"},
+        ]
+        specs = [kinds[k % len(kinds)] for k in range(14)]
+        # Each named one under a name of its own.
+        specs = [{**s, "name": unique("many")} if "name" in s else s for s in specs]
+        collectors = [_Collector() for _ in specs]
+        subs = [store.subscribe(c, **spec) for c, spec in zip(collectors, specs, strict=True)]
+
+        def writer(k: int) -> None:
+            for j in range(12):
+                store.append(unique("late"), batch(2, "Other" if j % 3 == k else "Tested"))
+
+        try:
+            for sub in subs:
+                assert sub.wait_caught_up(10)
+            starts = [sub.cursor for sub in subs]
+            writers = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+            for w in writers:
+                w.start()
+            for w in writers:
+                w.join()
+            head = store.head()
+            for sub in subs:
+                assert sub.wait_until(head, timeout=20)
+        finally:
+            for sub in subs:
+                sub.stop()
+        log = store.read_all()
+        assert len(log) == 20 + 3 * 12 * 2
+        for spec, collector, start in zip(specs, collectors, starts, strict=True):
+            wanted = [
+                e
+                for e in log
+                if ("types" not in spec or e.type in spec["types"])
+                and ("category" not in spec or e.stream_id.startswith("late-"))
+                and (spec.get("from_position") != "end" or e.position > start[e.partition])
+            ]
+            assert per_partition(collector.events) == per_partition(wanted), spec
+        # The named ones stored their checkpoints (written in groups): they resume at the head.
+        for spec in specs:
+            if "name" in spec:
+                resumed = _Collector()
+                with store.subscribe(resumed, name=spec["name"]) as again:
+                    assert again.wait_caught_up(10)
+                    assert again.cursor == store.head()
+                assert resumed.events == []
+
+    def test_a_slow_subscription_does_not_hold_the_others_back(
+        self, store: evstore.EventStore
+    ) -> None:
+        gate = threading.Event()
+        entered = threading.Event()
+        slow_events: list[evstore.RecordedEvent] = []
+
+        def slow(event: evstore.RecordedEvent) -> Any:
+            entered.set()
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # a thread of the sync store: block it
+                gate.wait(30)
+                slow_events.append(event)
+                return None
+
+            async def later() -> None:  # on the asyncio store's loop: do not block it
+                while not gate.is_set():
+                    await asyncio.sleep(0.01)
+                slow_events.append(event)
+
+            return later()
+
+        fast = [_Collector() for _ in range(3)]
+        subs = [store.subscribe(c, name=unique("fast")) for c in fast]
+        slow_sub = store.subscribe(slow, name=unique("slow"), batch_size=50)
+        try:
+            for sub in subs:
+                assert sub.wait_caught_up(10)
+            store.append(unique(), batch(1))
+            assert entered.wait(10)  # the slow one holds the first event
+            # Enough events for the slow one to fall behind the shared reader's window.
+            for _ in range(25):
+                store.append(unique(), batch(100))
+            eventually(lambda: all(len(c.positions) == 2501 for c in fast), timeout=30)
+            assert len(slow_events) == 0
+            gate.set()
+            eventually(lambda: len(slow_events) == 2501, timeout=30)
+            store.append(unique(), batch(3))  # live again, for every subscription
+            eventually(
+                lambda: len(slow_events) == 2504 and all(len(c.positions) == 2504 for c in fast)
+            )
+        finally:
+            gate.set()
+            for sub in [*subs, slow_sub]:
+                sub.stop()
+        log = per_partition(store.read_all())
+        for events in [slow_events, *(c.events for c in fast)]:
+            assert per_partition(events) == log
 
     def test_lag_and_position_report_progress(self, store: evstore.EventStore) -> None:
         result = store.append(unique(), batch(10))

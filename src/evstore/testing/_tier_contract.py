@@ -110,6 +110,17 @@ class CheckpointStoreContract(ContractBase):
         assert {a: 0, b: 7}.items() <= listed.items()
         assert list(listed) == sorted(listed)
 
+    def test_optional_set_checkpoints_stores_every_name(self, store: evstore.EventStore) -> None:
+        # The optional CheckpointBatches tier (the store groups subscriptions' checkpoints).
+        backend = store.backend
+        if not hasattr(backend, "set_checkpoints"):
+            assert not isinstance(backend, evstore.spi.CheckpointBatches)
+            return
+        backend.set_checkpoint("kept", 4)
+        backend.set_checkpoints({"kept": 9, "new/ünï": 2, "other": 0})
+        backend.set_checkpoints({"other": 11})
+        assert backend.list_checkpoints() == {"kept": 9, "new/ünï": 2, "other": 11}
+
     def test_list_checkpoints_returns_every_name_in_order(self, store: evstore.EventStore) -> None:
         assert store.backend.list_checkpoints() == {}
         store.append(unique(), batch(1))

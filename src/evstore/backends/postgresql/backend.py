@@ -1085,6 +1085,14 @@ SELECT tombstoned FROM t""",
             (name, position),
         )
 
+    def set_checkpoints(self, positions: dict[str, int]) -> None:
+        self._query(
+            f"INSERT INTO {self._schema}.checkpoints (name, position) "
+            "SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            (list(positions), list(positions.values())),
+        )
+
     def list_checkpoints(self) -> dict[str, int]:
         rows = self._query(
             f"SELECT name, position FROM {self._schema}.checkpoints ORDER BY name", ()

@@ -1083,6 +1083,14 @@ SELECT tombstoned FROM t""",
             (name, position),
         )
 
+    async def set_checkpoints(self, positions: dict[str, int]) -> None:
+        await self._query(
+            f"INSERT INTO {self._schema}.checkpoints (name, position) "
+            "SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            (list(positions), list(positions.values())),
+        )
+
     async def list_checkpoints(self) -> dict[str, int]:
         rows = await self._query(
             f"SELECT name, position FROM {self._schema}.checkpoints ORDER BY name", ()
