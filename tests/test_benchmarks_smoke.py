@@ -13,7 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.workloads import WORKLOADS
+
+# Alone, after the parallel run: W9 opens about 60 PostgreSQL connections at once (16 raw
+# threads beside evstore's and eventsourcing's pools), which with other workers' stores
+# once exceeded the server's max_connections (100).
+pytestmark = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parent.parent
 
