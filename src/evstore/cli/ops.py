@@ -188,31 +188,48 @@ def subscriptions_command(ctx: click.Context, url: str | None) -> None:
         click.echo(f"{s.name}\t{s.position}\t{lag}\t{s.parked}")
 
 
+_PARTITION = click.option(
+    "--partition",
+    type=click.IntRange(min=0),
+    default=None,
+    help="In a store of several log partitions: only this one (positions are per partition).",
+)
+
+
 @subscriptions_command.command("parked")
 @click.argument("name")
+@_PARTITION
 @click.pass_obj
-def parked_command(url: str | None, name: str) -> None:
+def parked_command(url: str | None, name: str, partition: int | None) -> None:
     """List the events projection NAME parked (dead letters)."""
     with _guard(), opened(url) as store:
-        click.echo("position\tstream\tversion\ttype\tattempts\terror")
-        after = 0
-        while letters := ops.parked_events(store, name, after=after, limit=500):
-            for d in letters:
-                error = d.error.replace("\n", " ")
-                click.echo(
-                    f"{d.position}\t{d.stream_id}\t{d.version}\t{d.type}\t{d.attempts}\t{error}"
-                )
-            after = letters[-1].position
+        several = store.partitions > 1
+        click.echo(
+            ("partition\t" if several else "") + "position\tstream\tversion\ttype\tattempts\terror"
+        )
+        chosen = [partition] if partition is not None else list(range(store.partitions))
+        for j in chosen:
+            after = 0
+            where = j if several or partition is not None else None
+            while letters := ops.parked_events(
+                store, name, after=after, limit=500, partition=where
+            ):
+                for d in letters:
+                    error = d.error.replace("\n", " ")
+                    row = (d.position, d.stream_id, d.version, d.type, d.attempts, error)
+                    click.echo("\t".join(map(str, (j, *row) if several else row)))
+                after = letters[-1].position
 
 
 @subscriptions_command.command("discard")
 @click.argument("name")
 @click.argument("position", type=int)
+@_PARTITION
 @click.pass_obj
-def discard_command(url: str | None, name: str, position: int) -> None:
+def discard_command(url: str | None, name: str, position: int, partition: int | None) -> None:
     """Drop the parked event at POSITION of projection NAME."""
     with _guard(), opened(url) as store:
-        if not ops.discard_parked(store, name, position):
+        if not ops.discard_parked(store, name, position, partition=partition):
             _fail(f"no parked event at position {position} for {name}")
     click.echo(f"discarded {name}@{position}")
 

@@ -24,7 +24,13 @@ from evstore import _codec
 from evstore import _validation as check
 from evstore.errors import InvalidInput, SerializationError, StreamDeleted
 from evstore.ops import _format
-from evstore.ops.log import heads, page, partition_of_checkpoint, partitions
+from evstore.ops.log import (
+    heads,
+    page,
+    partition_of_checkpoint,
+    partitions,
+    progress_names,
+)
 from evstore.spi._model import DeadLetter
 from evstore.store.facade import EventStore
 
@@ -271,25 +277,62 @@ def subscriptions(store: EventStore) -> list[SubscriptionInfo]:
     return out
 
 
+def parked_names(store: EventStore, name: str, partition: int | None = None) -> list[str]:
+    """Where projection ``name`` keeps its dead letters: its checkpoint name, or in a store
+    of several log partitions one name per partition (``name#j``; only ``partition``'s if
+    given)."""
+    base = store.checkpoint_name(name)
+    count = partitions(store.backend)
+    if count == 1 or partition_of_checkpoint(base, count) is not None:
+        if partition not in (None, 0) and count == 1:
+            raise InvalidInput(f"partition {partition} does not exist: this store has one")
+        return [base]
+    if partition is None:
+        return progress_names(base, count)
+    if not 0 <= check.non_negative_int(partition, "partition") < count:
+        raise InvalidInput(f"partition {partition} does not exist: this store has {count}")
+    return [f"{base}#{partition}"]
+
+
 def parked_events(
-    store: EventStore, name: str, *, after: int = 0, limit: int = 100
+    store: EventStore,
+    name: str,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    partition: int | None = None,
 ) -> list[DeadLetter]:
     """The events projection ``name`` parked (its dead letters), in position order.
 
-    Replaying them needs the projection's handler: ``Projection.replay()`` (or ``evstore
-    subscriptions replay MODULE:FACTORY``).
+    In a store of several log partitions: those of ``partition`` (positions within it), or
+    without it those of every partition, partition by partition, each after ``after`` (a
+    letter's ``name`` ends in ``#j``, its partition), as ``Projection.dead_letters`` lists
+    them. Replaying them needs the projection's handler: ``Projection.replay()`` (or
+    ``evstore subscriptions replay MODULE:FACTORY``).
     """
     check.non_negative_int(after, "after")
-    return store.backend.dead_letters(
-        store.checkpoint_name(name), after, check.positive_int(limit, "limit")
-    )
+    limit = check.positive_int(limit, "limit")
+    letters: list[DeadLetter] = []
+    for stored_as in parked_names(store, name, partition):
+        if len(letters) < limit:
+            letters += store.backend.dead_letters(stored_as, after, limit - len(letters))
+    return letters
 
 
-def discard_parked(store: EventStore, name: str, position: int) -> bool:
-    """Drop the event projection ``name`` parked at ``position``; return whether it was
-    parked. The projection's checkpoint does not move: the event is not handled."""
+def discard_parked(
+    store: EventStore, name: str, position: int, *, partition: int | None = None
+) -> bool:
+    """Drop the event projection ``name`` parked at ``position`` (in a store of several log
+    partitions, of ``partition``); return whether it was parked. The projection's
+    checkpoint does not move: the event is not handled."""
     check.non_negative_int(position, "position")
-    return store.backend.unpark(store.checkpoint_name(name), position)
+    names = parked_names(store, name, partition)
+    if len(names) > 1:
+        raise InvalidInput(
+            f"this store has {len(names)} log partitions, each with positions of its own: "
+            "pass partition= to discard a parked event"
+        )
+    return store.backend.unpark(names[0], position)
 
 
 def reset_checkpoint(store: EventStore, name: str, position: int = 0) -> int | None:
