@@ -48,7 +48,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 # partitions) share their asyncio path with the plain backend: the contract's async face runs
 # on the plain backends, and on the variants the sync face runs, to keep CI under 30 minutes.
 # Deselected, so they are neither run nor counted.
-VARIANTS = {"sqlite_group", "postgresql_partitioned", "nats_cluster"} | PARTITIONED
+VARIANTS = {
+    "sqlite_group",
+    "postgresql_partitioned",
+    "nats_cluster",
+    "mongodb_sharded",
+} | PARTITIONED
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -228,7 +228,92 @@ def test_sharded_index_layout_keeps_versions_unique_and_appends_idempotent(url: 
             store.append("s-1", [evstore.NewEvent("T", {})], expected_version=1)
         names = store.backend._db.events.index_information()  # type: ignore[attr-defined]
         assert names["shard_stream_version"]["unique"] is True
+        assert names["shard_stream_version"]["key"] == [
+            ("log_partition", 1),
+            ("stream_id", 1),
+            ("version", 1),
+        ]
         assert not names["event_id"].get("unique", False)
+
+
+def _shard_prefix(doc: dict[str, object]) -> object:
+    """The field every shard key of the sharded layout leads with."""
+    assert "log_partition" in doc, f"no shard key prefix in {doc}"
+    return doc["log_partition"]
+
+
+@pytest.mark.parametrize("partitions", [1, 16])
+def test_sharded_append_writes_documents_of_one_shard_key_prefix(url: str, partitions: int) -> None:
+    """Every document an append's transaction writes (events, stream, counter) carries the
+    append's log partition in ``log_partition``, the field each shard key leads with; the
+    indexes a sharded cluster needs exist."""
+    with evstore.connect(url, sharded=True, partitions=partitions) as store:
+        single = {
+            f"acct-{i}": store.append(
+                f"acct-{i}", [evstore.NewEvent("T", {"n": n}) for n in range(2)]
+            )
+            for i in range(24)
+        }
+        many = store.append_many([(f"order-{i}", [evstore.NewEvent("T", {})]) for i in range(4)])
+    db = MongoClient(url).get_default_database()
+    try:
+        groups = list(single.items()) + [(f"order-{i}", r) for i, r in enumerate(many)]
+        for stream_id, result in groups:
+            docs = list(db.events.find({"stream_id": stream_id}))
+            assert len(docs) == len(result.positions)
+            assert {d["_id"] & ((1 << 40) - 1) for d in docs} == set(result.positions)
+            stream = db.streams.find_one({"_id": stream_id})
+            assert stream is not None
+            prefixes = {_shard_prefix(d) for d in docs} | {_shard_prefix(stream)}
+            assert prefixes == {result.partition}, (stream_id, prefixes)
+            assert {d["_id"] >> 40 for d in docs} == {result.partition}
+        for j in range(partitions):
+            counter = db.counters.find_one({"_id": "position" if j == 0 else f"position:{j}"})
+            assert counter is not None and _shard_prefix(counter) == j
+        if partitions == 16:
+            assert len({r.partition for _, r in groups}) > 1, "all in one partition: no test"
+        events = db.events.index_information()
+        assert events["shard_stream_version"]["key"][0] == ("log_partition", 1)
+        assert events["shard_stream_version"]["unique"] is True
+        assert db.streams.index_information()["shard_key"]["key"] == [
+            ("log_partition", 1),
+            ("_id", 1),
+        ]
+        assert db.counters.index_information()["shard_key"]["key"] == [("log_partition", 1)]
+    finally:
+        db.client.close()
+
+
+def test_sharded_event_ids_stay_unique_across_log_partitions(url: str) -> None:
+    with evstore.connect(url, sharded=True, partitions=16) as store:
+        event = evstore.NewEvent("T", {})
+        first = store.append("acct-0", [event])
+        other = next(
+            f"acct-{i}" for i in range(1, 200) if store.partition_of(f"acct-{i}") != first.partition
+        )
+        with pytest.raises(evstore.DuplicateEventId):
+            store.append(other, [event])
+        assert store.append("acct-0", [event], expected_version=0) == first
+        assert store.stream_version(other) == 0
+
+
+def test_sharded_streams_deleted_or_truncated_before_their_first_append(url: str) -> None:
+    """delete/truncate cannot know a new stream's partition; the first append finds the
+    document they left (log_partition null) and moves it into its partition."""
+    with evstore.connect(url, sharded=True, partitions=16) as store:
+        assert store.backend.truncate_stream("cut-1", 6) == 0  # type: ignore[attr-defined]
+        result = store.append("cut-1", [evstore.NewEvent("T", {})])
+        assert result.version == 6
+        store.delete_stream("gone-1", hard=True)
+        with pytest.raises(evstore.StreamDeleted):
+            store.append("gone-1", [evstore.NewEvent("T", {})])
+    db = MongoClient(url).get_default_database()
+    try:
+        stream = db.streams.find_one({"_id": "cut-1"})
+        assert stream is not None and stream["log_partition"] == result.partition
+        assert db.streams.count_documents({"_id": "cut-1"}) == 1
+    finally:
+        db.client.close()
 
 
 def test_log_partitions_are_recorded_with_a_counter_each(url: str) -> None:

@@ -65,15 +65,16 @@ def _partitions(url: str, options: dict[str, Any]) -> int:
 
 
 def _our_query(url: str, options: dict[str, Any]) -> str:
-    """Move ``partitions`` from the URL's query into ``options`` (pymongo does not know it);
-    an option given as a keyword wins."""
+    """Move ``partitions`` and ``sharded`` from the URL's query into ``options`` (pymongo
+    does not know them); an option given as a keyword wins."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = [value for key, value in query if key == "partitions"]
+    ours = {key: value for key, value in query if key in ("partitions", "sharded")}
     if not ours:
         return url
-    options.setdefault("partitions", ours[-1])
-    rest = urlencode([(k, v) for k, v in query if k != "partitions"])
+    for key, value in ours.items():
+        options.setdefault(key, value)
+    rest = urlencode([(k, v) for k, v in query if k not in ours])
     return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
 
 

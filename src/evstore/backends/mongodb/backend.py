@@ -356,15 +356,21 @@ class MongoBackend(
     def _create_schema(self) -> None:
         events = self._db.events
         if self._sharded:
-            # A sharded collection enforces only unique indexes prefixed by its shard key
-            # ({partition_hash: 1, stream_id: 1}; see docs/mongodb.md). partition_hash is a
-            # function of the stream, so this is still "one event per (stream, version)".
+            # Shard keys led by the log partition (docs/mongodb.md, "Sharding"): events
+            # {log_partition, stream_id}, streams {log_partition, _id}, counters
+            # {log_partition}. A sharded collection enforces only unique indexes prefixed by
+            # its shard key; a stream lives in one log partition, so this is still "one event
+            # per (stream, version)". Event ids: see _append.
             events.create_index(
-                [("partition_hash", ASCENDING), ("stream_id", ASCENDING), ("version", ASCENDING)],
+                [("log_partition", ASCENDING), ("stream_id", ASCENDING), ("version", ASCENDING)],
                 unique=True,
                 name="shard_stream_version",
             )
             events.create_index("event_id", name="event_id")
+            self._db.streams.create_index(
+                [("log_partition", ASCENDING), ("_id", ASCENDING)], name="shard_key"
+            )
+            self._db.counters.create_index("log_partition", name="shard_key")
         else:
             events.create_index(
                 [("stream_id", ASCENDING), ("version", ASCENDING)],
@@ -399,7 +405,9 @@ class MongoBackend(
         self._record_partitions()
         for j in range(self.log_partitions):
             self._db.counters.update_one(
-                {"_id": _counter_id(j)}, {"$setOnInsert": {"value": 0, "partition": j}}, upsert=True
+                self._where(_counter_id(j), j),
+                {"$setOnInsert": {"value": 0, "partition": j}, "$set": {"log_partition": j}},
+                upsert=True,
             )
         self._ready = True
 
@@ -420,6 +428,50 @@ class MongoBackend(
                 f"{self.log_partitions}: the number of log partitions is fixed when a store "
                 "is created (copy the events into a new store to change it)"
             )
+
+    def _where(self, key: str, part: int) -> dict[str, Any]:
+        """The filter of a counter or stream document an append of log partition ``part``
+        writes: with ``sharded=True`` it names the shard key, so the write targets the
+        partition's shard (and an upsert has the shard key MongoDB requires)."""
+        return {"_id": key, "log_partition": part} if self._sharded else {"_id": key}
+
+    def _find_stream(
+        self, session: ClientSession, stream_id: str, part: int
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """The stream's document for an append to ``part``, and the filter to update it."""
+        where = self._where(stream_id, part)
+        stream = self._db.streams.find_one(where, session=session)
+        if stream is None and self._sharded:
+            # Made by delete_stream/truncate_stream before the stream's first append, which
+            # cannot know its partition: kept under log_partition null until that append.
+            orphan = {"_id": stream_id, "log_partition": None}
+            stream = self._db.streams.find_one(orphan, session=session)
+            if stream is not None:
+                where = orphan
+        return stream, where
+
+    def _stream_key(self, stream: dict[str, Any] | None, stream_id: str) -> dict[str, Any]:
+        """The filter of a stream document written outside an append (delete, truncate)."""
+        if not self._sharded:
+            return {"_id": stream_id}
+        return {
+            "_id": stream_id,
+            "log_partition": None if stream is None else stream.get("log_partition"),
+        }
+
+    def _unique_across_partitions(
+        self, appends: Sequence[PendingAppend]
+    ) -> list[AppendResult] | None:
+        """With ``sharded=True`` and several log partitions: the original results when these
+        event ids are already stored in any partition (``DuplicateEventId`` when elsewhere).
+
+        Looked up before the transaction, so that the transaction stays on its partition's
+        shard; inside it the ids are looked up in its own partition (see ``_append``).
+        """
+        if not (self._sharded and self.log_partitions > 1):
+            return None
+        stored = self._stored([e for a in appends for e in a.events])
+        return replayed_results(appends, stored) if stored else None
 
     def _transaction(
         self, body: Callable[[ClientSession], Any], *, verify: bool = False
@@ -501,7 +553,7 @@ class MongoBackend(
             # The counter first: concurrent appends conflict here, before doing any work.
             # One counter per log partition: appends to other partitions never touch it.
             counter = self._db.counters.find_one_and_update(
-                {"_id": _counter_id(part)},
+                self._where(_counter_id(part), part),
                 {"$inc": {"value": n}},
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
@@ -521,20 +573,29 @@ class MongoBackend(
                 if found is not None:
                     raise AppendConditionFailed(stream_id, after, int(found["_id"]))
             if self._sharded and self._db.events.find_one(
-                {"event_id": {"$in": [e.event_id for e in events]}}, {"_id": 1}, session=session
+                {"log_partition": part, "event_id": {"$in": [e.event_id for e in events]}},
+                {"_id": 1},
+                session=session,
             ):
-                # No unique event_id index across shards: look before inserting.
+                # No unique event_id index on a sharded collection: look before inserting,
+                # in this partition only (one shard). Every append to the partition updated
+                # its counter first, so this snapshot holds all of them: exact here. Other
+                # partitions were looked up before the transaction.
                 raise DuplicateKeyError("event_id already stored", 11000)
-            stream = self._db.streams.find_one({"_id": stream_id}, session=session)
+            stream, where = self._find_stream(session, stream_id, part)
             last, visible, _ = _state(stream, stream_id)
             check_expected(stream_id, expected, last, visible)
             self._insert(
-                session, PendingAppend(stream_id, events, expected, placement), last, end - n
+                session, PendingAppend(stream_id, events, expected, placement), last, end - n, where
             )
             return AppendResult(last + n, tuple(range(end - n + 1, end + 1)), part)
 
         with self._errors(), self._appending[part]:
             try:
+                pending = PendingAppend(stream_id, events, expected, placement)
+                earlier = self._unique_across_partitions([pending])
+                if earlier is not None:
+                    return earlier[0]
                 while True:
                     try:
                         result: AppendResult = self._transaction(body, verify=True)
@@ -595,6 +656,9 @@ class MongoBackend(
 
         with self._errors():
             try:
+                earlier = self._unique_across_partitions(appends)
+                if earlier is not None:
+                    return earlier
                 while True:
                     try:
                         done: list[AppendResult] = self._transaction(body, verify=True)
@@ -630,7 +694,7 @@ class MongoBackend(
         ends: dict[int, int] = {}
         for part in sorted(counts):
             counter = self._db.counters.find_one_and_update(
-                {"_id": _counter_id(part)},
+                self._where(_counter_id(part), part),
                 {"$inc": {"value": counts[part]}},
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
@@ -639,28 +703,40 @@ class MongoBackend(
             assert counter is not None  # upsert with ReturnDocument.AFTER
             ends[part] = int(counter["value"]) - counts[part]  # the last position before
         if self._sharded and self._db.events.find_one(
-            {"event_id": {"$in": [e.event_id for e in events]}}, {"_id": 1}, session=session
+            {
+                "log_partition": {"$in": sorted(counts)},
+                "event_id": {"$in": [e.event_id for e in events]},
+            },
+            {"_id": 1},
+            session=session,
         ):
             raise DuplicateKeyError("event_id already stored", 11000)
         lasts = []
         for a in appends:  # every check before the first write
-            stream = self._db.streams.find_one({"_id": a.stream_id}, session=session)
+            part = a.placement.log_partition
+            stream, where = self._find_stream(session, a.stream_id, part)
             last, visible, _ = _state(stream, a.stream_id)
             check_expected(a.stream_id, a.expected, last, visible)
-            lasts.append(last)
+            lasts.append((last, where))
         results = []
-        for a, last in zip(appends, lasts, strict=True):
+        for a, (last, where) in zip(appends, lasts, strict=True):
             part = a.placement.log_partition
             start, ends[part] = ends[part], ends[part] + len(a.events)
-            self._insert(session, a, last, start)
+            self._insert(session, a, last, start, where)
             positions = tuple(range(start + 1, start + len(a.events) + 1))
             results.append(AppendResult(last + len(a.events), positions, part))
         return results
 
     def _insert(
-        self, session: ClientSession, a: PendingAppend, last: int, start: int
+        self,
+        session: ClientSession,
+        a: PendingAppend,
+        last: int,
+        start: int,
+        where: dict[str, Any],
     ) -> None:
-        """Store one checked part of a multi-stream append at positions ``start + 1 ...``."""
+        """Store one checked part of a multi-stream append at positions ``start + 1 ...``
+        (``where``: the stream document's filter, from ``_find_stream``)."""
         placement = a.placement
         base = placement.log_partition << SHIFT  # 0 in a store of one partition: _id = position
         now = _to_us(datetime.now(UTC))
@@ -680,6 +756,7 @@ class MongoBackend(
                 "category": placement.category,
                 "partition_key": placement.partition_key,
                 "partition_hash": placement.partition_hash,
+                "log_partition": placement.log_partition,  # leads the sharded layout's keys
             }
             tags = tags_of(e)
             if tags:  # only tagged events carry the field (and enter the sparse index)
@@ -687,9 +764,9 @@ class MongoBackend(
             docs.append(doc)
         self._db.events.insert_many(docs, ordered=True, session=session)
         self._db.streams.update_one(
-            {"_id": a.stream_id},
+            where,
             {
-                "$set": {"version": last + len(a.events)},
+                "$set": {"version": last + len(a.events), "log_partition": placement.log_partition},
                 "$setOnInsert": {
                     "deleted_through": 0,
                     "tombstoned": False,
@@ -722,8 +799,11 @@ class MongoBackend(
             high = last if to_version is None else min(to_version, last)
             if low > high:
                 return []
+            query: dict[str, Any] = {"stream_id": stream_id, "version": {"$gte": low, "$lte": high}}
+            if self._sharded and stream.get("log_partition") is not None:
+                query["log_partition"] = stream["log_partition"]  # one shard, not all
             cursor = self._events.find(
-                {"stream_id": stream_id, "version": {"$gte": low, "$lte": high}},
+                query,
                 _FIELDS,
                 sort=[("version", DESCENDING if backwards else ASCENDING)],
                 limit=limit or 0,
@@ -744,8 +824,11 @@ class MongoBackend(
             head = 0 if counter is None else int(counter["value"])
             if head <= after:
                 return LogPage([], max(head, 0))
+            query = _log_query(base + after, base + head, where)
+            if self._sharded:
+                query["log_partition"] = partition  # one shard, not all
             cursor = self._events.find(
-                _log_query(base + after, base + head, where),
+                query,
                 _FIELDS,
                 sort=[("_id", ASCENDING)],
                 limit=limit,
@@ -790,7 +873,7 @@ class MongoBackend(
             if hard:
                 self._db.events.delete_many({"stream_id": stream_id}, session=session)
             self._db.streams.update_one(
-                {"_id": stream_id},
+                self._stream_key(stream, stream_id),
                 {
                     "$set": {"version": last, "deleted_through": last, "tombstoned": hard},
                     "$setOnInsert": {"partition_hash": 0},
@@ -810,7 +893,7 @@ class MongoBackend(
             if stream is None or before - 1 >= int(stream["version"]):
                 # Cut to the end: hidden, as soft-deleted through it.
                 self._db.streams.update_one(
-                    {"_id": stream_id},
+                    self._stream_key(stream, stream_id),
                     {
                         "$set": {"version": before - 1, "deleted_through": before - 1},
                         "$setOnInsert": {"tombstoned": False, "partition_hash": 0},
