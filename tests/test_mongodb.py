@@ -13,9 +13,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo import MongoClient, monitoring
 
 import evstore
 from evstore.errors import BackendUnavailable
@@ -282,6 +283,61 @@ def test_sharded_append_writes_documents_of_one_shard_key_prefix(url: str, parti
         assert db.counters.index_information()["shard_key"]["key"] == [("log_partition", 1)]
     finally:
         db.client.close()
+
+
+class _Commands:
+    """Records the commands a client sends (pymongo command monitoring)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, object]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def _targets(command: dict[str, Any]) -> list[object]:
+    """The ``log_partition`` each document or filter of a command names (None: none)."""
+    if "findAndModify" in command:
+        return [command["query"].get("log_partition")]
+    if "find" in command:
+        return [command["filter"].get("log_partition")]
+    if "insert" in command:
+        return [d.get("log_partition") for d in command["documents"]]
+    if "update" in command:
+        return [u["q"].get("log_partition") for u in command["updates"]]
+    raise AssertionError(f"unexpected command in an append's transaction: {command}")
+
+
+def test_sharded_append_transaction_names_its_partition_in_every_command(url: str) -> None:
+    """Every read and write inside an append's transaction names the append's log partition
+    (what mongos routes on): a single-shard transaction under the zones of docs/mongodb.md."""
+    commands = _Commands()
+    listener = type("L", (monitoring.CommandListener,), {})()
+    listener.started, listener.succeeded, listener.failed = (  # type: ignore[method-assign]
+        commands.started,
+        commands.succeeded,
+        commands.failed,
+    )
+    with evstore.connect(url, sharded=True, partitions=16, event_listeners=[listener]) as store:
+        store.append("warm-up", [evstore.NewEvent("T", {})])
+        for i in range(6):
+            commands.sent.clear()
+            result = store.append(f"acct-{i}", [evstore.NewEvent("T", {}) for _ in range(2)])
+            inside = [
+                c
+                for c in commands.sent
+                if c.get("autocommit") is False
+                and not {"commitTransaction", "abortTransaction"} & set(c)
+            ]
+            assert {next(iter(c)) for c in inside} >= {"findAndModify", "find", "insert", "update"}
+            for c in inside:
+                assert set(_targets(c)) == {result.partition}, c
 
 
 def test_sharded_event_ids_stay_unique_across_log_partitions(url: str) -> None:

@@ -434,24 +434,41 @@ class AsyncMongoBackend(
         return {"_id": key, "log_partition": part} if self._sharded else {"_id": key}
 
     async def _find_stream(
-        self, session: AsyncClientSession, stream_id: str, part: int
+        self, session: AsyncClientSession, stream_id: str, part: int, counter: dict[str, Any]
     ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """The stream's document for an append to ``part``, and the filter to update it."""
+        """The stream's document for an append to ``part``, and the filter to update it
+        (``counter``: the partition's counter document, as this transaction updated it)."""
         where = self._where(stream_id, part)
         stream = await self._db.streams.find_one(where, session=session)
-        if stream is None and self._sharded:
+        if stream is None and self._sharded and counter.get("orphans"):
             # Made by delete_stream/truncate_stream before the stream's first append, which
             # cannot know its partition: kept under log_partition null until that append.
+            # Only looked for once such a document was ever made (see _stream_key): it is
+            # on partition 0's shard, and would make every first append cross shards.
             orphan = {"_id": stream_id, "log_partition": None}
             stream = await self._db.streams.find_one(orphan, session=session)
             if stream is not None:
                 where = orphan
         return stream, where
 
-    def _stream_key(self, stream: dict[str, Any] | None, stream_id: str) -> dict[str, Any]:
-        """The filter of a stream document written outside an append (delete, truncate)."""
+    async def _stream_key(
+        self, session: AsyncClientSession, stream: dict[str, Any] | None, stream_id: str
+    ) -> dict[str, Any]:
+        """The filter of a stream document written outside an append (delete, truncate).
+
+        With ``sharded=True``, a document made for a stream never appended to has no known
+        partition (``log_partition`` null); this marks every partition's counter, which
+        also makes the transaction conflict with every append running meanwhile, so an
+        append either sees the mark (and looks for the document) or committed first (and
+        this transaction, retried, finds its stream document).
+        """
         if not self._sharded:
             return {"_id": stream_id}
+        if stream is None:
+            ids = [_counter_id(j) for j in range(self.log_partitions)]
+            await self._db.counters.update_many(
+                {"_id": {"$in": ids}}, {"$inc": {"orphans": 1}}, session=session
+            )
         return {
             "_id": stream_id,
             "log_partition": None if stream is None else stream.get("log_partition"),
@@ -580,7 +597,7 @@ class AsyncMongoBackend(
                 # its counter first, so this snapshot holds all of them: exact here. Other
                 # partitions were looked up before the transaction.
                 raise DuplicateKeyError("event_id already stored", 11000)
-            stream, where = await self._find_stream(session, stream_id, part)
+            stream, where = await self._find_stream(session, stream_id, part, counter)
             last, visible, _ = _state(stream, stream_id)
             check_expected(stream_id, expected, last, visible)
             await self._insert(
@@ -690,6 +707,7 @@ class AsyncMongoBackend(
             counts[part] = counts.get(part, 0) + len(a.events)
         events = [e for a in appends for e in a.events]
         ends: dict[int, int] = {}
+        counters: dict[int, dict[str, Any]] = {}
         for part in sorted(counts):
             counter = await self._db.counters.find_one_and_update(
                 self._where(_counter_id(part), part),
@@ -700,6 +718,7 @@ class AsyncMongoBackend(
             )
             assert counter is not None  # upsert with ReturnDocument.AFTER
             ends[part] = int(counter["value"]) - counts[part]  # the last position before
+            counters[part] = counter
         if self._sharded and await self._db.events.find_one(
             {
                 "log_partition": {"$in": sorted(counts)},
@@ -712,7 +731,7 @@ class AsyncMongoBackend(
         lasts = []
         for a in appends:  # every check before the first write
             part = a.placement.log_partition
-            stream, where = await self._find_stream(session, a.stream_id, part)
+            stream, where = await self._find_stream(session, a.stream_id, part, counters[part])
             last, visible, _ = _state(stream, a.stream_id)
             check_expected(a.stream_id, a.expected, last, visible)
             lasts.append((last, where))
@@ -871,7 +890,7 @@ class AsyncMongoBackend(
             if hard:
                 await self._db.events.delete_many({"stream_id": stream_id}, session=session)
             await self._db.streams.update_one(
-                self._stream_key(stream, stream_id),
+                await self._stream_key(session, stream, stream_id),
                 {
                     "$set": {"version": last, "deleted_through": last, "tombstoned": hard},
                     "$setOnInsert": {"partition_hash": 0},
@@ -891,7 +910,7 @@ class AsyncMongoBackend(
             if stream is None or before - 1 >= int(stream["version"]):
                 # Cut to the end: hidden, as soft-deleted through it.
                 await self._db.streams.update_one(
-                    self._stream_key(stream, stream_id),
+                    await self._stream_key(session, stream, stream_id),
                     {
                         "$set": {"version": before - 1, "deleted_through": before - 1},
                         "$setOnInsert": {"tombstoned": False, "partition_hash": 0},
