@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pymongo import MongoClient
 
 from evstore.testing import StoreFactory
+from tests._nats_servers import _die_with_parent
 
 ENV_URL = "EVSTORE_MONGODB_URL"
 
@@ -62,7 +63,11 @@ class SecantusServer:
         if self.sync_on_commit:
             args.append("--sync-on-commit")
         log = open(os.path.join(self._log_dir, "server.log"), "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        # pytest-xdist workers end without running atexit handlers: the server dies with
+        # the process that started it instead (seen: six servers outliving two runs).
+        self.process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
         log.close()
         deadline = time.monotonic() + timeout
         client: MongoClient[dict[str, object]] = MongoClient(
