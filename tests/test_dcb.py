@@ -33,6 +33,7 @@ DCB_BACKENDS = (
     "postgresql",
     "postgresql_partitioned",
     "mongodb",
+    "mongodb_sharded",
 )
 
 

@@ -16,6 +16,7 @@ LIMITS = {
     "postgresql": 2_048,
     "postgresql_partitioned": 2_048,
     "mongodb": 4_096,
+    "mongodb_sharded": 4_096,
     "nats": 1_020,
     "nats_cluster": 1_020,
 }

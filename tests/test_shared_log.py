@@ -49,6 +49,7 @@ def test_live_subscriptions_share_one_reader_of_the_log(kind: str, tmp_path: Pat
             sub.stop(0)  # all at once
         for sub in subs:
             sub.stop()
-        # Reading on its own, each subscription reads at least once per event: 200.
-        assert calls[0] <= 4 * 10, calls[0]
+        # Reading on its own, each subscription reads at least once per event: 200 (525
+        # measured). Shared, about 2 per append quiet; 49 seen once in a loaded CI run.
+        assert calls[0] <= 10 * 10, calls[0]
         assert seen == [13] * 20
